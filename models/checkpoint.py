@@ -1,0 +1,65 @@
+"""Safetensors weights with embedded :class:`ModelInfo` (no pickle anywhere)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ModelError
+from .info import METADATA_KEY, ModelInfo
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def save_weights(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str]) -> Path:
+    """Write the model's state dict and metadata to ``path`` atomically (temporary file, then rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".part")
+    save_file(state, str(tmp), metadata={METADATA_KEY: info.to_json()})
+    os.replace(tmp, path)
+    return path
+
+
+def read_weights_info(path: str | os.PathLike[str]) -> ModelInfo:
+    """Read only the metadata of a safetensors file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    _check_exists(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for truncated/foreign files
+        raise ModelError(f"{path} is not a readable safetensors file ({exc}); re-download or re-export it") from None
+    return ModelInfo.from_json(metadata.get(METADATA_KEY), str(path))
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, ModelInfo]:
+    """Build the registered architecture named in the file's metadata and load its weights (eval mode)."""
+    from safetensors.torch import load_file
+
+    from .registry import create_model
+
+    info = read_weights_info(path)
+    try:
+        model = create_model(info.arch, num_classes=info.num_classes, **info.arch_kwargs)
+    except KeyError as exc:
+        raise ModelError(f"{path} needs architecture '{info.arch}', which this emolive does not have ({exc}); upgrade emolive") from None
+    state = load_file(str(path))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "state dict mismatch"
+        raise ModelError(f"{path} does not match architecture '{info.arch}' with {info.num_classes} labels ({first}); re-export the checkpoint") from None
+    return model.eval(), info
+
+
+def _check_exists(path: Path) -> None:
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist; pass --model with an existing .onnx or .safetensors file")

@@ -1,0 +1,87 @@
+"""ONNX export (needs torch + onnx) and ONNX metadata reading (needs only ONNX Runtime)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ModelError
+from .info import METADATA_KEY, ModelInfo
+
+if TYPE_CHECKING:
+    from torch import nn
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+OPSET = 18
+
+
+def export_onnx(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str], *, opset: int = OPSET) -> Path:
+    """Export ``model`` to ONNX with a dynamic batch axis and ``info`` embedded as metadata.
+
+    The graph maps ``input`` (N, 1, S, S) float32, preprocessed by :func:`preprocess_faces`, to
+    ``logits`` (N, num_classes). Written to a temporary name and renamed when complete.
+    """
+    import onnx
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = info.preprocess.size
+    model = model.eval().to(memory_format=torch.contiguous_format)
+    example = torch.zeros(2, 1, size, size)
+    tmp = path.with_name(path.name + ".part")
+    program = torch.onnx.export(
+        model, (example,), dynamo=True, opset_version=opset,
+        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False,
+    )
+    proto = program.model_proto
+    _set_metadata(proto, info)
+    onnx.checker.check_model(proto)
+    onnx.save_model(proto, str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def _set_metadata(proto, info: ModelInfo) -> None:
+    entries = {METADATA_KEY: info.to_json(), "labels": ",".join(info.labels)}
+    del proto.metadata_props[:]
+    for key, value in entries.items():
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = key, value
+    proto.producer_name = "emolive"
+    proto.doc_string = f"emolive {info.arch}: facial emotion classifier ({', '.join(info.labels)})"
+
+
+def read_onnx_info(session_or_path) -> ModelInfo:
+    """Read the :class:`ModelInfo` of an ONNX model from an ONNX Runtime session or a path."""
+    import onnxruntime as ort
+
+    if isinstance(session_or_path, ort.InferenceSession):
+        session, source = session_or_path, "the ONNX model"
+    else:
+        session, source = open_onnx_session(session_or_path), str(session_or_path)
+    meta = session.get_modelmeta().custom_metadata_map
+    return ModelInfo.from_json(meta.get(METADATA_KEY), source)
+
+
+def open_onnx_session(path: str | os.PathLike[str], *, threads: int = 0, providers: list[str] | None = None):
+    """Open an ONNX Runtime session, turning missing or broken files into a one-line ModelError."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist; pass --model with an existing .onnx file")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers or ["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises Fail/InvalidProtobuf/... without a shared base class
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path} is not a loadable ONNX model ({reason}); re-export it with 'emo-live export'") from None

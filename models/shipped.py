@@ -1,0 +1,78 @@
+"""The models that ship inside the package, and resolving ``--model`` arguments to files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from .errors import ModelError
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model file inside ``emolive/models/weights`` with its expected sha256 (from its card)."""
+
+    name: str
+    onnx: str
+    safetensors: str
+    card: str
+    sha256: str
+
+
+def weights_dir() -> Path:
+    return Path(str(resources.files("emolive.models") / "weights"))
+
+
+@cache
+def _manifest() -> dict[str, ShippedModel]:
+    path = weights_dir() / "manifest.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    models = {name: ShippedModel(name=name, **entry) for name, entry in data["models"].items()}
+    for alias, target in data.get("aliases", {}).items():
+        models[alias] = models[target]
+    return models
+
+
+SHIPPED_MODELS: tuple[str, ...] = ("default",)
+
+
+def shipped_models() -> dict[str, ShippedModel]:
+    """Name (and alias, e.g. ``default``) -> shipped model."""
+    return dict(_manifest())
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_model_path(model: str | Path | None) -> Path:
+    """Map a shipped model name (``default``, ...) or a path to an existing ONNX file.
+
+    Shipped files are checked against the sha256 recorded in the manifest, so a damaged install
+    fails with a clear message instead of silently wrong predictions.
+    """
+    name = str(model) if model is not None else "default"
+    shipped = _manifest()
+    if name in shipped:
+        entry = shipped[name]
+        path = weights_dir() / entry.onnx
+        if not path.is_file():
+            raise ModelError(f"shipped model '{name}' is missing ({path}); reinstall emolive")
+        actual = file_sha256(path)
+        if actual != entry.sha256:
+            raise ModelError(f"shipped model '{name}' is damaged (sha256 {actual[:12]}... != {entry.sha256[:12]}...); reinstall emolive")
+        return path
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise ModelError(f"model '{name}' is neither a shipped model ({', '.join(sorted(shipped))}) nor an existing file; pass a shipped name or a path to an .onnx file")
+    if path.is_dir():
+        raise ModelError(f"model path {path} is a folder; pass the .onnx file inside it")
+    return path

@@ -1,0 +1,182 @@
+"""The one command-line tool, ``emo-live``, with modes.
+
+    emo-live --camera 0                         live window (the default mode)
+    emo-live annotate [INPUT] -o OUTPUT         annotate a video, image or folder (no INPUT: sample photo)
+    emo-live eval --data PATH --split PrivateTest
+    emo-live train --data PATH ...
+    emo-live export WEIGHTS.safetensors -o MODEL.onnx
+    emo-live info [--model NAME|PATH]
+
+User errors print one line ``emo-live: error: ...`` and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from emolive.models.errors import EmoliveError, require
+
+from .detectors import DETECTORS
+from .engines import ENGINES
+
+COMMANDS = ("live", "annotate", "eval", "train", "export", "info")
+
+
+def _add_recognizer_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="default", help="shipped model name or path to an .onnx file (default: %(default)s)")
+    parser.add_argument("--detector", choices=DETECTORS, default="mediapipe", help="face detector (default: %(default)s)")
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help="inference engine (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=0, help="inference threads; 0 = automatic")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emo-live", description="Real-time facial emotion recognition.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1])
+    sub = parser.add_subparsers(dest="command", metavar="MODE")
+
+    live = sub.add_parser("live", help="recognize emotions live in a window (default mode)")
+    group = live.add_mutually_exclusive_group()
+    group.add_argument("--camera", type=int, default=0, help="camera index (default: %(default)s)")
+    group.add_argument("--source", help="a video file or stream URL to play instead of a camera")
+    live.add_argument("--jsonl", type=Path, help="also write per-frame records here")
+    live.add_argument("--record", type=Path, help="also write the annotated video here")
+    _add_recognizer_args(live)
+    _add_common(live)
+
+    annotate = sub.add_parser("annotate", help="annotate a video, an image or a folder of images")
+    annotate.add_argument("input", nargs="?", help="video, image or folder (omit to annotate the built-in sample photo)")
+    annotate.add_argument("-o", "--output", required=True, type=Path, help="annotated video/image file, or a folder")
+    annotate.add_argument("--jsonl", type=Path, help="per-frame records (default: next to the output, .jsonl)")
+    annotate.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_recognizer_args(annotate)
+    _add_common(annotate)
+
+    evaluate = sub.add_parser("eval", help="accuracy, macro-F1, per-class metrics and confusion matrix on FER2013")
+    evaluate.add_argument("--data", required=True, help="fer2013.csv(.gz), the image tarball, or a folder with train/ and test/")
+    evaluate.add_argument("--split", choices=("PublicTest", "PrivateTest", "Training"), default="PrivateTest")
+    evaluate.add_argument("--model", default="default", help="shipped model name or .onnx path (default: %(default)s)")
+    evaluate.add_argument("--engine", choices=ENGINES, default="auto")
+    evaluate.add_argument("--threads", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    _add_common(evaluate)
+
+    train = sub.add_parser("train", help="train a model on FER2013 (needs emolive[train])", add_help=False)
+    train.add_argument("-h", "--help", action="store_true")
+    _add_common(train)
+
+    export = sub.add_parser("export", help="export a .safetensors checkpoint to ONNX (needs emolive[train])")
+    export.add_argument("weights", type=Path, help="a .safetensors file written by emo-live train")
+    export.add_argument("-o", "--output", required=True, type=Path, help="the .onnx file to write")
+    _add_common(export)
+
+    info = sub.add_parser("info", help="print a model's metadata")
+    info.add_argument("--model", default="default")
+    _add_common(info)
+    return parser
+
+
+def _quiet_opencv() -> None:
+    """Keep OpenCV's and FFmpeg's own log lines out of the CLI's output; emo-live reports problems itself."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    set_level = getattr(cv2, "setLogLevel", None)
+    if set_level is not None:
+        set_level(0)  # cv::utils::logging::LOG_LEVEL_SILENT
+
+
+def _route(argv: list[str]) -> list[str]:
+    """``emo-live --camera 0`` (no mode) means ``emo-live live --camera 0``."""
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        return ["live", *argv]
+    return argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = _route(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    if argv[0] == "train":
+        args, rest = parser.parse_known_args(argv)
+    else:
+        args, rest = parser.parse_args(argv), []
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="emo-live: %(levelname)s: %(message)s")
+    if not args.debug:
+        _quiet_opencv()
+    try:
+        return _dispatch(args, rest)
+    except EmoliveError as exc:
+        if args.debug:
+            raise
+        print(f"emo-live: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("emo-live: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
+    if args.command == "live":
+        from .live import run_live
+        from .pipeline import Recognizer
+
+        with Recognizer(args.model, detector=args.detector, engine=args.engine, threads=args.threads) as recognizer:
+            stats = run_live(recognizer, args.source if args.source else args.camera, jsonl=args.jsonl, record=args.record)
+        print(f"live: {stats['frames']} frames in {stats['seconds']:.1f} s ({stats['fps']:.1f} FPS)", file=sys.stderr)
+        return 0
+    if args.command == "annotate":
+        from .annotate import annotate, open_input
+        from .pipeline import Recognizer
+
+        source = open_input(args.input)
+        with Recognizer(args.model, detector=args.detector, engine=args.engine, threads=args.threads) as recognizer:
+            summary = annotate(recognizer, source, args.output, jsonl=args.jsonl, progress=not args.quiet)
+        print(summary.describe(), file=sys.stderr)
+        return 130 if summary.interrupted else 0
+    if args.command == "eval":
+        from emolive.training.evaluate import evaluate_model, format_report
+
+        metrics = evaluate_model(args.model, args.data, args.split, engine=args.engine, threads=args.threads, progress=sys.stderr.isatty())
+        print(json.dumps(metrics) if args.json else format_report(metrics))
+        return 0
+    if args.command == "train":
+        require("torch", "train", "training")
+        from emolive.training.train import get_args_parser, main as train_main
+
+        train_parser = get_args_parser(argparse.ArgumentParser(prog="emo-live train", description="Train a FER2013 emotion classifier."))
+        if args.help:
+            train_parser.print_help()
+            return 0
+        summary = train_main(train_parser.parse_args(rest))
+        print(json.dumps({k: v for k, v in summary.items() if k != "args"}, indent=1))
+        return 0
+    if args.command == "export":
+        require("torch", "train", "ONNX export")
+        from emolive.models.checkpoint import load_model
+        from emolive.models.onnx_io import export_onnx
+
+        model, info = load_model(args.weights)
+        path = export_onnx(model, info, args.output)
+        print(f"exported {args.weights} -> {path} ({os.path.getsize(path) / 1e6:.1f} MB)", file=sys.stderr)
+        return 0
+    if args.command == "info":
+        from emolive.models.onnx_io import read_onnx_info
+        from emolive.models.shipped import resolve_model_path
+
+        path = resolve_model_path(args.model)
+        print(json.dumps({"path": str(path), **json.loads(read_onnx_info(path).to_json())}, indent=1))
+        return 0
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Draw face boxes, labels and confidences on frames, one colour per emotion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .records import FaceResult
+
+# BGR colours per emotion, shared by the overlay and every plot.
+EMOTION_COLORS_BGR: dict[str, tuple[int, int, int]] = {
+    "angry": (40, 40, 220),
+    "disgust": (60, 150, 40),
+    "fear": (160, 60, 150),
+    "happy": (0, 200, 255),
+    "sad": (200, 120, 30),
+    "surprise": (0, 140, 255),
+    "neutral": (170, 170, 170),
+    "contempt": (120, 90, 60),
+}
+_FALLBACK = (255, 255, 255)
+
+
+def color_for(label: str) -> tuple[int, int, int]:
+    return EMOTION_COLORS_BGR.get(label, _FALLBACK)
+
+
+def draw_faces(image: np.ndarray, faces: Sequence[FaceResult], *, show_id: bool = True) -> np.ndarray:
+    """Return a BGR copy of ``image`` with each face's box and "#id label 87%" tag drawn on it."""
+    from .detectors import to_bgr
+
+    canvas = to_bgr(image).copy()
+    height, width = canvas.shape[:2]
+    unit = max(1.0, min(height, width) / 480.0)
+    thickness = max(1, int(round(2 * unit)))
+    font_scale = 0.5 * unit
+    for face in faces:
+        x, y, w, h = face.box
+        color = color_for(face.label)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness, cv2.LINE_AA)
+        text = f"{'#%d ' % face.id if show_id else ''}{face.label} {face.confidence:.0%}"
+        (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, max(1, thickness // 2))
+        top = y - th - baseline - 4 if y - th - baseline - 4 >= 0 else min(y + h, height - th - baseline - 4)
+        cv2.rectangle(canvas, (x, top), (x + tw + 6, top + th + baseline + 4), color, cv2.FILLED)
+        ink = (0, 0, 0) if sum(color) > 380 else (255, 255, 255)
+        cv2.putText(canvas, text, (x + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink, max(1, thickness // 2), cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,84 @@
+"""Frozen records that flow through the pipeline: frames, detections, face results, frame results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emolive.models.preprocess import Box
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded image from a source: its index, time in seconds, origin and pixels (BGR/gray)."""
+
+    index: int
+    time: float
+    source: str
+    image: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face found by a detector: pixel box (x, y, w, h) and detector confidence in [0, 1]."""
+
+    box: Box
+    score: float
+
+    def __post_init__(self) -> None:
+        if len(self.box) != 4:
+            raise ValueError(f"box must be (x, y, w, h), got {self.box!r}")
+        if self.box[2] <= 0 or self.box[3] <= 0:
+            raise ValueError(f"box width and height must be positive, got {self.box!r}")
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One classified face. ``probs`` follows ``labels`` order; ``label``/``confidence`` is its argmax."""
+
+    id: int
+    box: Box
+    detection_score: float
+    labels: tuple[str, ...] = field(repr=False)
+    probs: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.probs) != len(self.labels):
+            raise ValueError(f"expected {len(self.labels)} probabilities, got {len(self.probs)}")
+
+    @property
+    def label(self) -> str:
+        return self.labels[int(np.argmax(self.probs))]
+
+    @property
+    def confidence(self) -> float:
+        return float(max(self.probs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "box": [int(v) for v in self.box],
+            "detection_score": round(float(self.detection_score), 4),
+            "label": self.label,
+            "confidence": round(self.confidence, 4),
+            "probs": {name: round(float(p), 4) for name, p in zip(self.labels, self.probs)},
+        }
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything known about one frame: the frame, its faces, and per-stage milliseconds."""
+
+    frame: Frame
+    faces: tuple[FaceResult, ...]
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "frame": self.frame.index,
+            "time": round(self.frame.time, 4),
+            "source": self.frame.source,
+            "faces": [face.to_dict() for face in self.faces],
+        }

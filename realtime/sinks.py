@@ -1,0 +1,163 @@
+"""Where results go: annotated video, annotated images, JSONL records, a window.
+
+Sinks are context managers. Files other than JSONL are written under a temporary name in the target
+folder and renamed when complete, so an interrupted run never leaves a half file under the final
+name; the annotated video is finalized (playable up to the last frame) on Ctrl-C too. JSONL lines
+are flushed as they are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+
+from emolive.models.errors import OutputError
+
+from .records import FrameResult
+
+_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+VIDEO_OUTPUT_SUFFIXES = frozenset(_FOURCC)
+IMAGE_OUTPUT_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+
+
+def prepare_output(path: Path) -> Path:
+    """Create the output's folder if missing; fail clearly if it cannot be written."""
+    folder = path.parent if path.suffix else path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {folder} ({exc.strerror}); choose a writable location with -o") from None
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder {folder} is not writable; choose a writable location with -o")
+    return path
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
+
+
+class VideoSink:
+    """Write BGR frames to a video file at a fixed fps and size (frames of another size are resized)."""
+
+    def __init__(self, path: str | os.PathLike[str], fps: float, size: tuple[int, int]) -> None:
+        self.path = prepare_output(Path(path))
+        suffix = self.path.suffix.lower()
+        if suffix not in _FOURCC:
+            raise OutputError(f"cannot write video '{self.path.name}'; use one of {', '.join(sorted(_FOURCC))}")
+        self.fps, self.size = fps, size
+        self._tmp = _temp_name(self.path)
+        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*_FOURCC[suffix]), fps, size)
+        if not self._writer.isOpened():
+            raise OutputError(f"cannot open a video writer for {self.path}; check the folder is writable and the format is supported")
+        self.frames_written = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames_written += 1
+
+    def close(self, keep: bool = True) -> None:
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        if keep and self.frames_written:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        # A finished run and an interrupted one (Ctrl-C) keep a playable file; a crash does not.
+        self.close(keep=exc_type is None or issubclass(exc_type, KeyboardInterrupt))
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Encode and write an image atomically; any file name encoding works."""
+    ok, encoded = cv2.imencode(path.suffix.lower() or ".jpg", image)
+    if not ok:
+        raise OutputError(f"cannot encode an image as '{path.suffix}'; use .jpg or .png")
+    prepare_output(path)
+    tmp = _temp_name(path)
+    try:
+        encoded.tofile(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path} ({exc.strerror}); choose a writable location with -o") from None
+
+
+class JsonlSink:
+    """One JSON object per frame, one line each, flushed as written."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = prepare_output(Path(path))
+        try:
+            self._handle = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path} ({exc.strerror}); choose a writable location with --jsonl") from None
+        self.lines = 0
+
+    def write(self, result: FrameResult) -> None:
+        self._handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        self._handle.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+
+    def __enter__(self) -> JsonlSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def display_available() -> bool:
+    """Whether an on-screen window can be opened (X11/Wayland on Linux; always elsewhere)."""
+    if os.name != "posix" or os.uname().sysname == "Darwin":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class WindowSink:
+    """An OpenCV window. ``show`` returns the key pressed (or -1); the window closes on exit."""
+
+    def __init__(self, title: str = "emolive") -> None:
+        if not display_available():
+            raise OutputError("no display to open a window on (DISPLAY is unset); run 'emo-live annotate' to write files instead")
+        self.title = title
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+
+    def show(self, image: np.ndarray, wait_ms: int = 1) -> int:
+        cv2.imshow(self.title, image)
+        return cv2.waitKey(wait_ms) & 0xFF
+
+    @property
+    def closed_by_user(self) -> bool:
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
+
+    def __enter__(self) -> WindowSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,176 @@
+"""Frame sources: camera index, stream URL, video file, image file, folder of images.
+
+Every source is a generator of :class:`Frame` that releases what it opened in ``finally``, so a
+consumer that stops early (Ctrl-C, window closed, exception) never leaks a camera or file handle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emolive.models.errors import InputError, SourceError
+
+from .records import Frame
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source is before reading it: kind (camera, stream, video, image, folder) and its format."""
+
+    kind: str
+    location: str
+    fps: float
+    frame_count: int | None
+    width: int
+    height: int
+
+    @property
+    def is_live(self) -> bool:
+        return self.kind in ("camera", "stream")
+
+
+class FrameSource:
+    """A probed source. Iterate it (once or many times) for frames; ``info`` describes it."""
+
+    def __init__(self, info: SourceInfo, paths: tuple[Path, ...] = ()) -> None:
+        self.info = info
+        self.paths = paths
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.info.kind in ("image", "folder"):
+            return iter_images(self.paths)
+        return iter_capture(self.info)
+
+    def __len__(self) -> int:
+        return self.info.frame_count or 0
+
+
+def open_source(spec: str | int | os.PathLike[str]) -> FrameSource:
+    """Probe ``spec``: an int (or digit string) is a camera index, ``scheme://`` a stream, else a path."""
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
+        return _probe_capture("camera", int(spec))
+    text = os.fspath(spec)
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
+        return _probe_capture("stream", text)
+    path = Path(text)
+    if not path.exists():
+        raise InputError(f"input {path} does not exist; check the path (quote it if it has spaces)")
+    if path.is_dir():
+        images = list_images(path)
+        if not images:
+            raise InputError(f"folder {path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}); pass a folder of images, an image or a video")
+        first = read_image(images[0])
+        return FrameSource(SourceInfo("folder", str(path), 0.0, len(images), first.shape[1], first.shape[0]), tuple(images))
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        image = read_image(path)
+        return FrameSource(SourceInfo("image", str(path), 0.0, 1, image.shape[1], image.shape[0]), (path,))
+    if suffix in VIDEO_SUFFIXES:
+        return _probe_capture("video", str(path))
+    raise InputError(f"unsupported input type '{suffix or path.name}'; pass a video ({', '.join(sorted(VIDEO_SUFFIXES))}), an image or a folder")
+
+
+def _natural_key(path: Path) -> list[object]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, in natural order (frame2 before frame10)."""
+    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image as stored (gray, BGR or BGRA; 8 or 16 bit); works with any file name encoding."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"cannot read {path} ({exc.strerror}); check the file permissions") from None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None or image.size == 0:
+        raise InputError(f"{path} is not a readable image (corrupt or unsupported format); re-save it as JPEG or PNG")
+    return image
+
+
+def iter_images(paths: tuple[Path, ...]) -> Iterator[Frame]:
+    """Frames from image files; an unreadable file in a folder is skipped with a warning."""
+    for index, path in enumerate(paths):
+        try:
+            image = read_image(path)
+        except InputError as exc:
+            if len(paths) == 1:
+                raise
+            log.warning("skipping %s", exc)
+            continue
+        yield Frame(index=index, time=0.0, source=str(path), image=image)
+
+
+def _open_capture(location: str | int) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(location)
+    if not capture.isOpened():
+        capture.release()
+        return None
+    return capture
+
+
+def _probe_capture(kind: str, location: str | int) -> FrameSource:
+    capture = _open_capture(location)
+    if capture is None:
+        if kind == "camera":
+            available = [i for i in range(6) if i != location and _camera_opens(i)]
+            hint = f"cameras that open: {', '.join(map(str, available))}" if available else "no camera opens on this machine"
+            raise SourceError(f"camera {location} cannot be opened ({hint}); pass another --camera index or a video file")
+        if kind == "stream":
+            raise SourceError(f"stream {location} cannot be opened; check the URL and that the server is reachable")
+        raise InputError(f"{location} cannot be opened as a video (corrupt or unsupported codec); re-encode it to H.264 MP4")
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        capture.release()
+    if kind == "video" and (width <= 0 or height <= 0):
+        raise InputError(f"{location} has no decodable video frames; re-encode it to H.264 MP4")
+    fps = fps if 0 < fps < 1000 else 30.0
+    return FrameSource(SourceInfo(kind, str(location), fps, count if count > 0 else None, width, height))
+
+
+def _camera_opens(index: int) -> bool:
+    capture = _open_capture(index)
+    if capture is None:
+        return False
+    capture.release()
+    return True
+
+
+def iter_capture(info: SourceInfo) -> Iterator[Frame]:
+    """Frames from a camera, stream or video file, in order; the capture is released in ``finally``."""
+    location: str | int = int(info.location) if info.kind == "camera" else info.location
+    capture = _open_capture(location)
+    if capture is None:
+        raise SourceError(f"{info.kind} {info.location} cannot be opened; check it is still connected or present")
+    try:
+        index = 0
+        while True:
+            ok, image = capture.read()
+            if not ok or image is None:
+                if info.kind == "video" and info.frame_count and index < info.frame_count:
+                    log.warning("%s: video ends after %d of %d frames (truncated or damaged); outputs stop at the last good frame",
+                                info.location, index, info.frame_count)
+                break
+            yield Frame(index=index, time=index / info.fps, source=info.location, image=image)
+            index += 1
+    finally:
+        capture.release()
