@@ -31,7 +31,7 @@ class PreprocessSpec:
     """
 
     size: int = 48
-    margin: float = 0.2
+    margin: float = 0.1
     mean: float = 0.5
     std: float = 0.25
 
@@ -49,7 +49,7 @@ class PreprocessSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:
         known = {k: data[k] for k in ("size", "margin", "mean", "std") if k in data}
-        return cls(size=int(known.get("size", 48)), margin=float(known.get("margin", 0.2)),
+        return cls(size=int(known.get("size", 48)), margin=float(known.get("margin", 0.1)),
                    mean=float(known.get("mean", 0.5)), std=float(known.get("std", 0.25)))
 
 

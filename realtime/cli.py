@@ -128,9 +128,11 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
     if args.command == "live":
         from .live import run_live
         from .pipeline import Recognizer
+        from .sources import open_source
 
+        source = open_source(args.source if args.source else args.camera)
         with Recognizer(args.model, detector=args.detector, engine=args.engine, threads=args.threads) as recognizer:
-            stats = run_live(recognizer, args.source if args.source else args.camera, jsonl=args.jsonl, record=args.record)
+            stats = run_live(recognizer, source, jsonl=args.jsonl, record=args.record)
         print(f"live: {stats['frames']} frames in {stats['seconds']:.1f} s ({stats['fps']:.1f} FPS)", file=sys.stderr)
         return 0
     if args.command == "annotate":

@@ -8,14 +8,15 @@ from pathlib import Path
 from .overlay import draw_faces
 from .pipeline import Recognizer
 from .sinks import JsonlSink, VideoSink, WindowSink
-from .sources import open_source
+from .sources import FrameSource, open_source
 
 QUIT_KEYS = frozenset({ord("q"), 27})
 
 
-def run_live(recognizer: Recognizer, source: str | int, *, jsonl: Path | None = None, record: Path | None = None) -> dict[str, float]:
+def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: Path | None = None,
+             record: Path | None = None) -> dict[str, float]:
     """Show annotated frames until the source ends or the user quits; returns frames and FPS."""
-    frame_source = open_source(source)
+    frame_source = source if isinstance(source, FrameSource) else open_source(source)
     info = frame_source.info
     frames, tic = 0, time.perf_counter()
     records = JsonlSink(jsonl) if jsonl else None

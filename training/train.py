@@ -16,7 +16,6 @@ import math
 import os
 import random
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,6 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                         help="weight the loss against class imbalance (disgust has 436 training images)")
     parser.add_argument("--augment-strength", type=float, default=1.0, help="scale of every augmentation range; 0 disables")
     parser.add_argument("--ema-decay", type=float, default=0.998, help="EMA of weights evaluated and kept; 0 disables")
-    parser.add_argument("--margin", type=float, default=PreprocessSpec().margin, help="crop margin recorded for inference on detector boxes")
     parser.add_argument("--patience", type=int, default=0, help="stop after this many epochs without PublicTest gain; 0 = never")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="autocast dtype on CPU (bf16 is ~2x faster here)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = all cores")
@@ -158,7 +156,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    spec = replace(PreprocessSpec(), margin=args.margin)
+    spec = PreprocessSpec()  # FER2013 images are whole face crops; the detector-box margin is set at release
 
     train_split = load_fer2013(args.data, "Training")
     val_split = load_fer2013(args.data, "PublicTest")

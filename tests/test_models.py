@@ -1,0 +1,86 @@
+"""Registry-driven model tests: every architecture builds, saves, loads and exports identically."""
+
+import json
+
+import numpy as np
+import pytest
+
+from emolive.models.errors import ModelError
+from emolive.models.info import ModelInfo
+from emolive.models.labels import EMOTIONS
+
+torch = pytest.importorskip("torch")
+
+from emolive.models.checkpoint import load_model, save_weights  # noqa: E402
+from emolive.models.onnx_io import export_onnx, read_onnx_info  # noqa: E402
+from emolive.models.registry import create_model, list_models  # noqa: E402
+
+TINY = {"widths": [4, 8, 8], "hidden": 16}
+
+
+def test_labels_are_fer2013_order():
+    assert EMOTIONS == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_classifies_a_batch(name):
+    model = create_model(name, num_classes=7, **TINY).eval()
+    x = torch.randn(3, 1, 48, 48)
+    assert model(x).shape == (3, 7)
+    assert model.forward_features(x).shape == (3, model.num_features)
+
+
+def test_unknown_model_name_lists_the_choices():
+    with pytest.raises(KeyError, match="baseline_cnn"):
+        create_model("nope")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_safetensors_and_onnx_round_trip(name, tmp_path):
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=7, **TINY).eval()
+    info = ModelInfo(arch=name, labels=EMOTIONS, arch_kwargs=TINY, metrics={"public_test_accuracy": 0.5})
+    save_weights(model, info, tmp_path / "m.safetensors")
+    loaded, loaded_info = load_model(tmp_path / "m.safetensors")
+    assert loaded_info == info
+    x = torch.randn(5, 1, 48, 48)
+    with torch.no_grad():
+        expected = model(x).numpy()
+        np.testing.assert_allclose(loaded(x).numpy(), expected, atol=1e-5)
+    path = export_onnx(loaded, loaded_info, tmp_path / "m.onnx")
+    assert read_onnx_info(path) == info
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):  # dynamic batch axis
+        got = session.run(None, {"input": x[:batch].numpy()})[0]
+        np.testing.assert_allclose(got, expected[:batch], atol=1e-4)
+
+
+def test_model_info_rejects_missing_or_malformed_metadata():
+    with pytest.raises(ModelError, match="no 'emolive' metadata"):
+        ModelInfo.from_json(None, "x.onnx")
+    with pytest.raises(ModelError, match="malformed"):
+        ModelInfo.from_json(json.dumps({"labels": ["a"]}), "x.onnx")
+    with pytest.raises(ModelError, match="malformed"):
+        ModelInfo.from_json(json.dumps({"arch": "baseline_cnn", "labels": ["a", "a"]}), "x.onnx")
+
+
+def test_loading_weights_into_the_wrong_label_count_fails_clearly(tmp_path):
+    model = create_model("baseline_cnn", num_classes=7, **TINY)
+    wrong = ModelInfo(arch="baseline_cnn", labels=("a", "b", "c"), arch_kwargs=TINY)
+    save_weights(model, wrong, tmp_path / "w.safetensors")
+    with pytest.raises(ModelError, match="does not match"):
+        load_model(tmp_path / "w.safetensors")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model at all", b"\x08\x01garbage"])
+def test_broken_model_files_give_model_error(tmp_path, content):
+    from emolive.realtime.engines import OnnxRuntimeEngine
+
+    (tmp_path / "bad.onnx").write_bytes(content)
+    with pytest.raises(ModelError):
+        OnnxRuntimeEngine(tmp_path / "bad.onnx")
+    (tmp_path / "bad.safetensors").write_bytes(content)
+    with pytest.raises(ModelError):
+        load_model(tmp_path / "bad.safetensors")

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from conftest import face_video
+from emolive.models.errors import EngineUnavailableError, ModelError
+from emolive.realtime import Recognizer
+from emolive.realtime.engines import OnnxRuntimeEngine, create_engine
+
+
+def test_engine_reads_labels_and_preprocessing_from_the_model(tiny_model):
+    with OnnxRuntimeEngine(tiny_model) as engine:
+        assert engine.info.labels[3] == "happy"
+        probs = engine.classify(np.zeros((4, 1, 48, 48), np.float32))
+        assert probs.shape == (4, 7)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+        assert engine.classify(np.zeros((0, 1, 48, 48), np.float32)).shape == (0, 7)
+
+
+def test_unavailable_engine_and_missing_model_fail_clearly(tiny_model, tmp_path):
+    with pytest.raises(EngineUnavailableError, match="onnxruntime"):
+        create_engine("tensorrt", tiny_model)
+    with pytest.raises(ModelError, match="does not exist"):
+        OnnxRuntimeEngine(tmp_path / "nope.onnx")
+
+
+def test_predict_one_image(tiny_model, sample_bgr):
+    with Recognizer(tiny_model) as recognizer:
+        faces = recognizer.predict(sample_bgr)
+        assert len(faces) == 1
+        face = faces[0]
+        assert face.id == 1 and face.label in recognizer.labels
+        assert sum(face.probs) == pytest.approx(1.0, abs=1e-4)
+        assert recognizer.predict(np.full((200, 300, 3), 50, np.uint8)) == []
+
+
+def test_all_faces_of_a_frame_go_through_one_batched_call(tiny_model, sample_bgr):
+    calls = []
+    with Recognizer(tiny_model) as recognizer:
+        original = recognizer.engine.classify
+        recognizer.engine.classify = lambda batch: calls.append(len(batch)) or original(batch)
+        side_by_side = np.hstack([sample_bgr, sample_bgr, sample_bgr])
+        faces = recognizer.predict(side_by_side)
+    assert len(faces) == 3 and calls == [3]
+
+
+def test_stream_video_gives_one_result_per_frame_with_stable_ids_and_timings(tiny_model, sample_bgr, tmp_path):
+    path = face_video(tmp_path / "clip.mp4", sample_bgr, frames=15)
+    with Recognizer(tiny_model) as recognizer:
+        results = list(recognizer.stream(str(path)))
+    assert [r.frame.index for r in results] == list(range(15))
+    ids = {face.id for r in results for face in r.faces}
+    assert ids == {1}
+    assert sum(bool(r.faces) for r in results) >= 14
+    assert set(results[0].timings) == {"decode", "detect", "preprocess", "classify", "track"}
+
+
+def test_whole_image_detector_classifies_pre_cropped_faces(tiny_model):
+    crop = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
+    with Recognizer(tiny_model, detector="none") as recognizer:
+        (face,) = recognizer.predict(crop)
+        assert face.box == (0, 0, 48, 48)

@@ -1,0 +1,70 @@
+"""The shipped default model: integrity, its card's figures on real data, and a real video end to end."""
+
+import json
+import shutil
+
+import cv2
+import pytest
+
+from emolive.models.errors import ModelError
+from emolive.models.onnx_io import read_onnx_info
+from emolive.models.shipped import resolve_model_path, shipped_models, weights_dir
+from emolive.realtime.cli import main
+
+
+def test_default_model_ships_with_card_and_metrics():
+    models = shipped_models()
+    assert "default" in models
+    entry = models["default"]
+    path = resolve_model_path("default")  # checks sha256
+    for name in (entry.onnx, entry.safetensors, entry.card):
+        assert (weights_dir() / name).is_file()
+    info = read_onnx_info(path)
+    assert info.labels == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    card = (weights_dir() / entry.card).read_text()
+    assert f"{info.metrics['private_test_accuracy']:.4f}" in card
+
+
+def test_damaged_shipped_model_is_refused(tmp_path, monkeypatch):
+    copy = tmp_path / "weights"
+    shutil.copytree(weights_dir(), copy)
+    entry = shipped_models()["default"]
+    with open(copy / entry.onnx, "ab") as handle:
+        handle.write(b"\0")
+    import emolive.models.shipped as shipped
+
+    monkeypatch.setattr(shipped, "weights_dir", lambda: copy)
+    with pytest.raises(ModelError, match="damaged"):
+        resolve_model_path("default")
+
+
+@pytest.mark.data
+def test_shipped_model_reproduces_its_private_test_accuracy(fer_tarball, capsys):
+    """Guards train/inference preprocessing parity: the card's figure must come back through eval."""
+    stated = read_onnx_info(resolve_model_path("default")).metrics["private_test_accuracy"]
+    assert main(["eval", "--data", str(fer_tarball), "--split", "PrivateTest", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["accuracy"] == pytest.approx(stated, abs=5e-4)
+    assert metrics["accuracy"] >= 0.66
+
+
+@pytest.mark.media
+def test_annotate_real_single_face_video(media_dir, tmp_path):
+    out, jsonl = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    assert main(["annotate", str(media_dir / "single_face.mp4"), "-o", str(out), "--jsonl", str(jsonl), "--quiet"]) == 0
+    source = cv2.VideoCapture(str(media_dir / "single_face.mp4"))
+    written = cv2.VideoCapture(str(out))
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == int(source.get(cv2.CAP_PROP_FRAME_COUNT)) == 72
+    assert written.get(cv2.CAP_PROP_FPS) == pytest.approx(source.get(cv2.CAP_PROP_FPS))
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(72))
+    with_face = sum(bool(r["faces"]) for r in records)
+    assert with_face >= 0.9 * 72
+    assert {f["id"] for r in records for f in r["faces"]} == {1}  # one person, one id
+
+
+@pytest.mark.media
+def test_annotate_real_group_photo_finds_every_face(media_dir, tmp_path):
+    assert main(["annotate", str(media_dir / "five_faces.jpg"), "-o", str(tmp_path / "g.jpg"), "--quiet"]) == 0
+    (record,) = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert len(record["faces"]) == 5

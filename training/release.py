@@ -1,0 +1,173 @@
+"""Ship a trained model: ``python -m emolive.training.release RUN_DIR --data PATH --name NAME``.
+
+Takes ``RUN_DIR/best.safetensors`` from ``emo-live train``, evaluates the exported ONNX model on
+PublicTest and PrivateTest with the same engine and preprocessing as ``emo-live eval``, embeds the
+figures in the model's metadata, writes ``NAME.onnx`` + ``NAME.safetensors`` + ``NAME.md`` (the model
+card) into ``models/weights/`` and records the ONNX file's sha256 in ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emolive.calibration.temperature import expected_calibration_error, fit_temperature
+from emolive.models.checkpoint import load_model, save_weights
+from emolive.models.onnx_io import export_onnx
+from emolive.models.shipped import file_sha256, weights_dir
+from emolive.realtime.engines import OnnxRuntimeEngine, softmax
+from emolive.training.data import load_fer2013
+from emolive.training.evaluate import evaluate_model, predict_split
+
+_TRAIN_DEFAULTS_SKIP = {"resume", "no_export", "output", "threads", "margin"}
+
+
+def cpu_name() -> str:
+    """The CPU model and core count of this machine, for model cards."""
+    import os
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def cpu_ms_per_face(path: Path, batch: int = 8, repeats: int = 200, threads: int = 0) -> float:
+    """Median milliseconds per face of ONNX Runtime inference at ``batch`` faces per call."""
+    with OnnxRuntimeEngine(path, threads=threads) as engine:
+        x = np.random.default_rng(0).standard_normal((batch, 1, engine.info.preprocess.size, engine.info.preprocess.size)).astype(np.float32)
+        for _ in range(20):
+            engine.logits(x)
+        times = []
+        for _ in range(repeats):
+            tic = time.perf_counter()
+            engine.logits(x)
+            times.append(time.perf_counter() - tic)
+    return float(np.median(times) * 1000.0 / batch)
+
+
+def train_command(args: dict[str, Any]) -> str:
+    parts = ["emo-live train"]
+    for key, value in args.items():
+        if key in _TRAIN_DEFAULTS_SKIP or value in (None, False):
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="training run folder (best.safetensors, summary.json, history.json)")
+    parser.add_argument("--data", required=True, help="FER2013 data for the PublicTest/PrivateTest figures")
+    parser.add_argument("--name", required=True, help="file stem of the shipped model")
+    parser.add_argument("--alias", action="append", default=[], help="also ship under this name (e.g. default)")
+    parser.add_argument("--dest", type=Path, default=None, help="weights folder (default: the package's models/weights)")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="detector-box crop margin to record (FER2013 images are whole crops, so training does not use it)")
+    args = parser.parse_args(argv)
+
+    dest = args.dest or weights_dir()
+    summary = json.loads((args.run / "summary.json").read_text())
+    model, info = load_model(args.run / "best.safetensors")
+    if args.margin is not None:
+        info = replace(info, preprocess=replace(info.preprocess, margin=args.margin))
+    staging = dest / f".{args.name}.staging.onnx"
+    export_onnx(model, replace(info, temperature=1.0), staging)
+    with OnnxRuntimeEngine(staging) as engine:
+        public_split, private_split = load_fer2013(args.data, "PublicTest"), load_fer2013(args.data, "PrivateTest")
+        public_logits = predict_split(engine, public_split, logits=True, progress=False)
+        private_logits = predict_split(engine, private_split, logits=True, progress=False)
+    temperature = fit_temperature(public_logits, public_split.labels)
+    ece_before = expected_calibration_error(softmax(private_logits), private_split.labels)
+    info = replace(info, temperature=round(temperature, 4))
+    export_onnx(model, info, staging)
+    public = evaluate_model(staging, args.data, "PublicTest", progress=False)
+    private = evaluate_model(staging, args.data, "PrivateTest", progress=False)
+    staging.unlink()
+    metrics = {"public_test_accuracy": round(public["accuracy"], 4), "private_test_accuracy": round(private["accuracy"], 4),
+               "private_test_macro_f1": round(private["macro_f1"], 4), "private_test_ece": round(private["ece"], 4),
+               "private_test_ece_uncalibrated": round(ece_before, 4), "epoch": int(info.metrics.get("epoch", 0))}
+    info = replace(info, metrics=metrics)
+    onnx_path = export_onnx(model, info, dest / f"{args.name}.onnx")
+    save_weights(model, info, dest / f"{args.name}.safetensors")
+    ms = cpu_ms_per_face(onnx_path)
+    sha = file_sha256(onnx_path)
+
+    manifest_path = dest / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"models": {}, "aliases": {}}
+    manifest["models"][args.name] = {"onnx": onnx_path.name, "safetensors": f"{args.name}.safetensors", "card": f"{args.name}.md", "sha256": sha}
+    for alias in args.alias:
+        manifest["aliases"][alias] = args.name
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    params = sum(p.numel() for p in model.parameters())
+    card = _card(args.name, info, summary, private, metrics, ms, params, sha, args)
+    (dest / f"{args.name}.md").write_text(card, encoding="utf-8")
+    print(card)
+    return {"metrics": metrics, "ms_per_face": ms, "sha256": sha}
+
+
+def _card(name: str, info, summary: dict[str, Any], private: dict[str, Any], metrics: dict[str, float], ms: float,
+          params: int, sha: str, args: argparse.Namespace) -> str:
+    rows = "\n".join(f"| {label} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+                     for label, v in private["per_class"].items())
+    train_args = summary["args"]
+    return f"""# Model card: {name}
+
+Facial emotion classifier ({', '.join(info.labels)}) for emolive, architecture `{info.arch}`
+({params:,} parameters), input {info.preprocess.size}x{info.preprocess.size} grayscale face crops
+(margin {info.preprocess.margin} around the detector box, normalized with mean {info.preprocess.mean},
+std {info.preprocess.std}; all recorded in the model's metadata and applied by `preprocess_faces`).
+
+## Figures (FER2013, this exact file)
+| split | images | accuracy | macro-F1 |
+|---|---|---|---|
+| PublicTest (model selection) | 3589 | {metrics['public_test_accuracy']:.4f} | |
+| PrivateTest (reported once) | {private['n']} | {metrics['private_test_accuracy']:.4f} | {metrics['private_test_macro_f1']:.4f} |
+
+PrivateTest per class:
+
+| class | precision | recall | F1 | support |
+|---|---|---|---|---|
+{rows}
+
+Confidences are temperature-scaled (T = {info.temperature:.3f}, fitted on PublicTest): expected calibration
+error on PrivateTest (15 bins) {metrics['private_test_ece_uncalibrated']:.4f} before, {metrics['private_test_ece']:.4f} after.
+
+CPU inference: {ms:.3f} ms per face at batch 8 (ONNX Runtime, {cpu_name()}, median of 200 runs).
+
+Reproduce the figures: `emo-live eval --data PATH/TO/fer2013 --split PrivateTest --model {name}.onnx`
+
+## Training
+- Data: {info.training_data}; PublicTest for checkpoint selection (best epoch {int(metrics.get('epoch', 0))}); PrivateTest untouched until release.
+- Command: `{train_command(train_args)}`
+- Wall time: {summary['wall_seconds'] / 60:.1f} min for {summary['epochs_run']} epochs on {summary.get('threads')} CPU threads
+  ({cpu_name()}; torch {summary.get('torch')}, device {summary.get('device')}).
+- Released with: `python -m emolive.training.release RUN_DIR --data PATH --name {name}{''.join(' --alias ' + a for a in args.alias)}{'' if args.margin is None else f' --margin {args.margin}'}`
+
+## Files
+- `{name}.onnx` (runtime; sha256 `{sha}`, checked at load), `{name}.safetensors` (weights for fine-tuning/export).
+
+## Limits
+FER2013 is small, low-resolution, web-scraped and label-noisy (human agreement is about 65%); faces are
+mostly frontal adults. Expect lower accuracy on profile views, children, occlusion and poor light. Emotion
+labels describe facial expressions, not inner states: do not use the output for decisions about people.
+Data: FER2013 (Goodfellow et al., 2013), research use.
+"""
+
+
+if __name__ == "__main__":
+    main()
