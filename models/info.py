@@ -16,6 +16,7 @@ from .labels import validate_labels
 from .preprocess import PreprocessSpec
 
 METADATA_KEY = "emolive"
+TTA_MODES: tuple[str, ...] = ("none", "hflip")
 FORMAT_VERSION = 1
 
 
@@ -30,9 +31,12 @@ class ModelInfo:
     training_data: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     temperature: float = 1.0
+    test_time_augmentation: str = "none"
     version: str = "0.1.0"
 
     def __post_init__(self) -> None:
+        if self.test_time_augmentation not in TTA_MODES:
+            raise ValueError(f"test_time_augmentation must be one of {TTA_MODES}, got {self.test_time_augmentation!r}")
         object.__setattr__(self, "labels", validate_labels(self.labels))
         if not self.arch:
             raise ValueError("arch must name a registered architecture")
@@ -53,6 +57,7 @@ class ModelInfo:
             "training_data": self.training_data,
             "metrics": self.metrics,
             "temperature": self.temperature,
+            "test_time_augmentation": self.test_time_augmentation,
             "version": self.version,
         }, sort_keys=True)
 
@@ -71,6 +76,7 @@ class ModelInfo:
                 training_data=str(data.get("training_data", "")),
                 metrics={str(k): float(v) for k, v in data.get("metrics", {}).items()},
                 temperature=float(data.get("temperature", 1.0)),
+                test_time_augmentation=str(data.get("test_time_augmentation", "none")),
                 version=str(data.get("version", "")),
             )
         except (ValueError, KeyError, TypeError) as exc:

@@ -50,3 +50,14 @@ class BaselineCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+class HFlipAverage(nn.Module):
+    """Test-time augmentation: average the logits of each face and its mirror image (one graph)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.model(x) + self.model(torch.flip(x, dims=[3])))

@@ -21,15 +21,20 @@ def export_onnx(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str],
     """Export ``model`` to ONNX with a dynamic batch axis and ``info`` embedded as metadata.
 
     The graph maps ``input`` (N, 1, S, S) float32, preprocessed by :func:`preprocess_faces`, to
-    ``logits`` (N, num_classes). Written to a temporary name and renamed when complete.
+    ``logits`` (N, num_classes). ``info.test_time_augmentation == "hflip"`` builds the mirror-averaging
+    into the graph. Written to a temporary name and renamed when complete.
     """
     import onnx
     import torch
+
+    from .networks import HFlipAverage
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     size = info.preprocess.size
     model = model.eval().to(memory_format=torch.contiguous_format)
+    if info.test_time_augmentation == "hflip":
+        model = HFlipAverage(model).eval()
     example = torch.zeros(2, 1, size, size)
     tmp = path.with_name(path.name + ".part")
     program = torch.onnx.export(

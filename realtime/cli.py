@@ -30,7 +30,8 @@ COMMANDS = ("live", "annotate", "eval", "train", "export", "info")
 
 def _add_recognizer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default", help="shipped model name or path to an .onnx file (default: %(default)s)")
-    parser.add_argument("--detector", choices=DETECTORS, default="mediapipe", help="face detector (default: %(default)s)")
+    parser.add_argument("--detector", choices=DETECTORS, default="auto",
+                        help="face detector; auto = MediaPipe BlazeFace, or Haar if MediaPipe cannot load (default: %(default)s)")
     parser.add_argument("--engine", choices=ENGINES, default="auto", help="inference engine (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=0, help="inference threads; 0 = automatic")
 

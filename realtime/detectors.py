@@ -22,7 +22,9 @@ from emolive.models.preprocess import to_gray_uint8
 
 from .records import Detection
 
-DETECTORS: tuple[str, ...] = ("mediapipe", "mediapipe-short", "haar", "none")
+DETECTORS: tuple[str, ...] = ("auto", "mediapipe", "mediapipe-short", "haar", "none")
+
+log = logging.getLogger(__name__)
 
 
 class FaceDetector(ABC):
@@ -183,8 +185,14 @@ class WholeImageDetector(FaceDetector):
         return [Detection(box=(0, 0, width, height), score=1.0)]
 
 
-def create_detector(name: str = "mediapipe", **kwargs: Any) -> FaceDetector:
-    """Build a detector by name: mediapipe (full range), mediapipe-short, haar or none."""
+def create_detector(name: str = "auto", **kwargs: Any) -> FaceDetector:
+    """Build a detector by name: auto (MediaPipe, else Haar), mediapipe (full range), mediapipe-short, haar or none."""
+    if name == "auto":
+        try:
+            return MediaPipeDetector(model_range="full", **kwargs)
+        except DependencyError as exc:
+            log.warning("%s; falling back to the Haar detector", exc)
+            return HaarDetector()
     if name == "mediapipe":
         return MediaPipeDetector(model_range="full", **kwargs)
     if name == "mediapipe-short":

@@ -18,6 +18,7 @@ def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: 
     """Show annotated frames until the source ends or the user quits; returns frames and FPS."""
     frame_source = source if isinstance(source, FrameSource) else open_source(source)
     info = frame_source.info
+    pace = info.kind == "video"  # a file plays at its own frame rate, like a camera would deliver it
     frames, tic = 0, time.perf_counter()
     records = JsonlSink(jsonl) if jsonl else None
     video = VideoSink(record, info.fps, (info.width, info.height)) if record else None
@@ -30,7 +31,10 @@ def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: 
                 if video is not None:
                     video.write(annotated)
                 frames += 1
-                key = window.show(annotated)
+                wait_ms = 1
+                if pace:
+                    wait_ms = max(1, int((result.frame.time - (time.perf_counter() - tic)) * 1000))
+                key = window.show(annotated, wait_ms)
                 if key in QUIT_KEYS or window.closed_by_user:
                     break
     except KeyboardInterrupt:

@@ -31,11 +31,11 @@ class Recognizer:
     """Find faces and classify their emotions.
 
     ``model`` is a shipped model name (``default``) or a path to an ``.onnx`` file; ``detector`` one of
-    mediapipe, mediapipe-short, haar, none; ``engine`` auto or onnxruntime; ``threads`` the
+    auto (MediaPipe, Haar if MediaPipe cannot load), mediapipe, mediapipe-short, haar, none; ``engine`` auto or onnxruntime; ``threads`` the
     inference threads (0 = ONNX Runtime's choice). Use it as a context manager, or call ``close()``.
     """
 
-    def __init__(self, model: str | os.PathLike[str] | None = "default", *, detector: str | FaceDetector = "mediapipe",
+    def __init__(self, model: str | os.PathLike[str] | None = "default", *, detector: str | FaceDetector = "auto",
                  engine: str | InferenceEngine = "auto", threads: int = 0, max_age: int = 15) -> None:
         self.engine = engine if isinstance(engine, InferenceEngine) else create_engine(engine, resolve_model_path(model), threads=threads)
         try:

@@ -53,12 +53,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def face_video(path: Path, sample: np.ndarray, frames: int = 20, fps: float = 25.0, size: tuple[int, int] = (480, 360)) -> Path:
-    """A video of the sample portrait's face sliding slowly across a gray frame."""
+    """A video of the sample portrait's face sliding back and forth across a gray frame."""
     face = cv2.resize(sample[40:260, 130:330], (160, 176))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     for i in range(frames):
         canvas = np.full((size[1], size[0], 3), 90, np.uint8)
-        x = 60 + 4 * i
+        x = 60 + 4 * (i % 60 if (i // 60) % 2 == 0 else 60 - i % 60)
         canvas[80:80 + face.shape[0], x:x + face.shape[1]] = face
         writer.write(canvas)
     writer.release()

@@ -48,3 +48,16 @@ def test_none_detector_is_the_whole_image():
 def test_unknown_detector_names_the_choices():
     with pytest.raises(InputError, match=", ".join(DETECTORS)):
         create_detector("yolo")
+
+
+def test_auto_falls_back_to_haar_when_mediapipe_cannot_load(monkeypatch, caplog):
+    import emolive.realtime.detectors as detectors
+    from emolive.models.errors import DependencyError
+
+    def broken(**kwargs):
+        raise DependencyError("the MediaPipe detector needs the 'mediapipe' package")
+
+    monkeypatch.setattr(detectors, "MediaPipeDetector", broken)
+    with create_detector("auto") as detector:
+        assert detector.name == "haar"
+    assert "falling back to the Haar detector" in caplog.text

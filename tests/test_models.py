@@ -84,3 +84,20 @@ def test_broken_model_files_give_model_error(tmp_path, content):
     (tmp_path / "bad.safetensors").write_bytes(content)
     with pytest.raises(ModelError):
         load_model(tmp_path / "bad.safetensors")
+
+
+def test_hflip_tta_export_averages_a_face_and_its_mirror(tmp_path):
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = create_model("baseline_cnn", num_classes=7, **TINY).eval()
+    info = ModelInfo(arch="baseline_cnn", labels=EMOTIONS, arch_kwargs=TINY, test_time_augmentation="hflip")
+    path = export_onnx(model, info, tmp_path / "tta.onnx")
+    assert read_onnx_info(path).test_time_augmentation == "hflip"
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        expected = 0.5 * (model(x) + model(torch.flip(x, dims=[3]))).numpy()
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    with pytest.raises(ValueError):
+        ModelInfo(arch="baseline_cnn", labels=EMOTIONS, test_time_augmentation="ten-crop")

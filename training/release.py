@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--name", required=True, help="file stem of the shipped model")
     parser.add_argument("--alias", action="append", default=[], help="also ship under this name (e.g. default)")
     parser.add_argument("--dest", type=Path, default=None, help="weights folder (default: the package's models/weights)")
+    parser.add_argument("--tta", choices=("auto", "none", "hflip"), default="auto",
+                        help="mirror test-time augmentation; auto keeps it only if it raises PublicTest accuracy")
     parser.add_argument("--margin", type=float, default=None,
                         help="detector-box crop margin to record (FER2013 images are whole crops, so training does not use it)")
     args = parser.parse_args(argv)
@@ -85,21 +87,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.margin is not None:
         info = replace(info, preprocess=replace(info.preprocess, margin=args.margin))
     staging = dest / f".{args.name}.staging.onnx"
+    public_split, private_split = load_fer2013(args.data, "PublicTest"), load_fer2013(args.data, "PrivateTest")
+
+    # Model selection on PublicTest only: with or without mirror test-time augmentation.
+    public_logits: dict[str, np.ndarray] = {}
+    for tta in (("none", "hflip") if args.tta == "auto" else (args.tta,)):
+        export_onnx(model, replace(info, temperature=1.0, test_time_augmentation=tta), staging)
+        with OnnxRuntimeEngine(staging) as engine:
+            public_logits[tta] = predict_split(engine, public_split, logits=True, progress=False)
+    public_by_tta = {tta: float((logits.argmax(1) == public_split.labels).mean()) for tta, logits in public_logits.items()}
+    chosen = max(public_by_tta, key=lambda tta: (public_by_tta[tta], tta == "none"))
+    temperature = fit_temperature(public_logits[chosen], public_split.labels)
+
+    # The chosen final model, evaluated once on PrivateTest.
+    info = replace(info, temperature=round(temperature, 4), test_time_augmentation=chosen)
     export_onnx(model, replace(info, temperature=1.0), staging)
     with OnnxRuntimeEngine(staging) as engine:
-        public_split, private_split = load_fer2013(args.data, "PublicTest"), load_fer2013(args.data, "PrivateTest")
-        public_logits = predict_split(engine, public_split, logits=True, progress=False)
         private_logits = predict_split(engine, private_split, logits=True, progress=False)
-    temperature = fit_temperature(public_logits, public_split.labels)
     ece_before = expected_calibration_error(softmax(private_logits), private_split.labels)
-    info = replace(info, temperature=round(temperature, 4))
     export_onnx(model, info, staging)
     public = evaluate_model(staging, args.data, "PublicTest", progress=False)
     private = evaluate_model(staging, args.data, "PrivateTest", progress=False)
     staging.unlink()
     metrics = {"public_test_accuracy": round(public["accuracy"], 4), "private_test_accuracy": round(private["accuracy"], 4),
                "private_test_macro_f1": round(private["macro_f1"], 4), "private_test_ece": round(private["ece"], 4),
-               "private_test_ece_uncalibrated": round(ece_before, 4), "epoch": int(info.metrics.get("epoch", 0))}
+               "private_test_ece_uncalibrated": round(ece_before, 4), "epoch": int(info.metrics.get("epoch", 0)),
+               **{f"public_test_accuracy_tta_{tta}": round(acc, 4) for tta, acc in public_by_tta.items()}}
     info = replace(info, metrics=metrics)
     onnx_path = export_onnx(model, info, dest / f"{args.name}.onnx")
     save_weights(model, info, dest / f"{args.name}.safetensors")
@@ -144,6 +157,8 @@ PrivateTest per class:
 |---|---|---|---|---|
 {rows}
 
+Test-time augmentation: {info.test_time_augmentation} (chosen on PublicTest: {', '.join(f"{k.removeprefix('public_test_accuracy_tta_')} {v:.4f}" for k, v in metrics.items() if k.startswith('public_test_accuracy_tta_'))}).
+
 Confidences are temperature-scaled (T = {info.temperature:.3f}, fitted on PublicTest): expected calibration
 error on PrivateTest (15 bins) {metrics['private_test_ece_uncalibrated']:.4f} before, {metrics['private_test_ece']:.4f} after.
 
@@ -156,7 +171,7 @@ Reproduce the figures: `emo-live eval --data PATH/TO/fer2013 --split PrivateTest
 - Command: `{train_command(train_args)}`
 - Wall time: {summary['wall_seconds'] / 60:.1f} min for {summary['epochs_run']} epochs on {summary.get('threads')} CPU threads
   ({cpu_name()}; torch {summary.get('torch')}, device {summary.get('device')}).
-- Released with: `python -m emolive.training.release RUN_DIR --data PATH --name {name}{''.join(' --alias ' + a for a in args.alias)}{'' if args.margin is None else f' --margin {args.margin}'}`
+- Released with: `python -m emolive.training.release RUN_DIR --data PATH --name {name}{''.join(' --alias ' + a for a in args.alias)}{'' if args.margin is None else f' --margin {args.margin}'} --tta {args.tta}`
 
 ## Files
 - `{name}.onnx` (runtime; sha256 `{sha}`, checked at load), `{name}.safetensors` (weights for fine-tuning/export).
