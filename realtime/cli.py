@@ -24,6 +24,7 @@ from emolive.models.errors import EmoliveError, require
 
 from .detectors import DETECTORS
 from .engines import ENGINES
+from .smoothing import SMOOTHERS
 
 COMMANDS = ("live", "annotate", "eval", "train", "export", "info")
 
@@ -34,6 +35,9 @@ def _add_recognizer_args(parser: argparse.ArgumentParser) -> None:
                         help="face detector; auto = MediaPipe BlazeFace, or Haar if MediaPipe cannot load (default: %(default)s)")
     parser.add_argument("--engine", choices=ENGINES, default="auto", help="inference engine (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=0, help="inference threads; 0 = automatic")
+    parser.add_argument("--smooth", choices=SMOOTHERS, default="none",
+                        help="temporal smoothing of each tracked face's probabilities (default: %(default)s)")
+    parser.add_argument("--smooth-alpha", type=float, default=0.7, help="EMA weight of the past, in [0, 1) (default: %(default)s)")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -125,23 +129,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _recognizer(args: argparse.Namespace):
+    from .pipeline import Recognizer
+
+    return Recognizer(args.model, detector=args.detector, engine=args.engine, threads=args.threads,
+                      smooth=args.smooth, smooth_alpha=args.smooth_alpha)
+
+
 def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
     if args.command == "live":
         from .live import run_live
-        from .pipeline import Recognizer
         from .sources import open_source
 
         source = open_source(args.source if args.source else args.camera)
-        with Recognizer(args.model, detector=args.detector, engine=args.engine, threads=args.threads) as recognizer:
+        with _recognizer(args) as recognizer:
             stats = run_live(recognizer, source, jsonl=args.jsonl, record=args.record)
         print(f"live: {stats['frames']} frames in {stats['seconds']:.1f} s ({stats['fps']:.1f} FPS)", file=sys.stderr)
         return 0
     if args.command == "annotate":
         from .annotate import annotate, open_input
-        from .pipeline import Recognizer
 
         source = open_input(args.input)
-        with Recognizer(args.model, detector=args.detector, engine=args.engine, threads=args.threads) as recognizer:
+        with _recognizer(args) as recognizer:
             summary = annotate(recognizer, source, args.output, jsonl=args.jsonl, progress=not args.quiet)
         print(summary.describe(), file=sys.stderr)
         return 130 if summary.interrupted else 0

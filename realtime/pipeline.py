@@ -21,10 +21,11 @@ from emolive.models.shipped import resolve_model_path
 from .detectors import FaceDetector, create_detector
 from .engines import InferenceEngine, create_engine
 from .records import Detection, FaceResult, Frame, FrameResult
+from .smoothing import Smoother, create_smoother
 from .sources import FrameSource, open_source
 from .tracking import IoUTracker
 
-STAGES: tuple[str, ...] = ("decode", "detect", "preprocess", "classify", "track")
+STAGES: tuple[str, ...] = ("decode", "detect", "preprocess", "classify", "track")  # "track" includes smoothing
 
 
 class Recognizer:
@@ -32,11 +33,13 @@ class Recognizer:
 
     ``model`` is a shipped model name (``default``) or a path to an ``.onnx`` file; ``detector`` one of
     auto (MediaPipe, Haar if MediaPipe cannot load), mediapipe, mediapipe-short, haar, none; ``engine`` auto or onnxruntime; ``threads`` the
-    inference threads (0 = ONNX Runtime's choice). Use it as a context manager, or call ``close()``.
+    inference threads (0 = ONNX Runtime's choice); ``smooth`` none or ema (per tracked face, on streams).
+    Use it as a context manager, or call ``close()``.
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = "default", *, detector: str | FaceDetector = "auto",
-                 engine: str | InferenceEngine = "auto", threads: int = 0, max_age: int = 15) -> None:
+                 engine: str | InferenceEngine = "auto", threads: int = 0, max_age: int = 15,
+                 smooth: str | Smoother = "none", smooth_alpha: float = 0.7) -> None:
         self.engine = engine if isinstance(engine, InferenceEngine) else create_engine(engine, resolve_model_path(model), threads=threads)
         try:
             self.detector = detector if isinstance(detector, FaceDetector) else create_detector(detector)
@@ -46,6 +49,7 @@ class Recognizer:
         self.info = self.engine.info
         self.labels = self.info.labels
         self.tracker = IoUTracker(max_age=max_age)
+        self.smoother = smooth if isinstance(smooth, Smoother) else create_smoother(smooth, alpha=smooth_alpha)
 
     # -- single images -------------------------------------------------------------------------
     def predict(self, image: np.ndarray) -> list[FaceResult]:
@@ -59,12 +63,16 @@ class Recognizer:
         timings: dict[str, float] = {}
         detections, probs, _ = self._classify(frame.image, timings)
         tic = time.perf_counter()
+        raw = None
         if track:
             ids = self.tracker.update([d.box for d in detections])
+            smoothed = self.smoother.update(ids, probs, self.tracker.active_ids)
+            if smoothed is not probs:
+                probs, raw = smoothed, probs
         else:
             ids = list(range(1, len(detections) + 1))
         timings["track"] = (time.perf_counter() - tic) * 1000.0
-        return FrameResult(frame=frame, faces=tuple(self._results(detections, probs, ids)), timings=timings)
+        return FrameResult(frame=frame, faces=tuple(self._results(detections, probs, ids, raw)), timings=timings)
 
     def stream(self, source: str | int | os.PathLike[str] | FrameSource | Iterable[Frame]) -> Iterator[FrameResult]:
         """Results for every frame of ``source`` (a path, camera index, URL, FrameSource or frames).
@@ -97,8 +105,9 @@ class Recognizer:
                 close()
 
     def reset(self) -> None:
-        """Forget tracks (call between unrelated videos)."""
+        """Forget tracks and smoothing state (call between unrelated videos)."""
         self.tracker.reset()
+        self.smoother.reset()
 
     # -- internals -----------------------------------------------------------------------------
     def _classify(self, image: np.ndarray, timings: dict[str, float]) -> tuple[list[Detection], np.ndarray, np.ndarray]:
@@ -113,9 +122,10 @@ class Recognizer:
         timings.update(detect=(toc - tic) * 1000.0, preprocess=(tac - toc) * 1000.0, classify=(tuc - tac) * 1000.0)
         return detections, probs, batch
 
-    def _results(self, detections: list[Detection], probs: np.ndarray, ids: list[int]) -> list[FaceResult]:
-        return [FaceResult(id=i, box=d.box, detection_score=d.score, labels=self.labels, probs=tuple(float(p) for p in row))
-                for i, d, row in zip(ids, detections, probs)]
+    def _results(self, detections: list[Detection], probs: np.ndarray, ids: list[int], raw: np.ndarray | None = None) -> list[FaceResult]:
+        return [FaceResult(id=i, box=d.box, detection_score=d.score, labels=self.labels, probs=tuple(float(p) for p in row),
+                           raw_probs=None if raw is None else tuple(float(p) for p in raw[k]))
+                for k, (i, d, row) in enumerate(zip(ids, detections, probs))]
 
     def close(self) -> None:
         self.detector.close()

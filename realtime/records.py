@@ -36,17 +36,23 @@ class Detection:
 
 @dataclass(frozen=True)
 class FaceResult:
-    """One classified face. ``probs`` follows ``labels`` order; ``label``/``confidence`` is its argmax."""
+    """One classified face. ``probs`` follows ``labels`` order; ``label``/``confidence`` is its argmax.
+
+    With temporal smoothing, ``probs`` is the smoothed distribution and ``raw_probs`` this frame's own.
+    """
 
     id: int
     box: Box
     detection_score: float
     labels: tuple[str, ...] = field(repr=False)
     probs: tuple[float, ...]
+    raw_probs: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.probs) != len(self.labels):
             raise ValueError(f"expected {len(self.labels)} probabilities, got {len(self.probs)}")
+        if self.raw_probs is not None and len(self.raw_probs) != len(self.labels):
+            raise ValueError(f"expected {len(self.labels)} raw probabilities, got {len(self.raw_probs)}")
 
     @property
     def label(self) -> str:
@@ -57,7 +63,7 @@ class FaceResult:
         return float(max(self.probs))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        record = {
             "id": self.id,
             "box": [int(v) for v in self.box],
             "detection_score": round(float(self.detection_score), 4),
@@ -65,6 +71,9 @@ class FaceResult:
             "confidence": round(self.confidence, 4),
             "probs": {name: round(float(p), 4) for name, p in zip(self.labels, self.probs)},
         }
+        if self.raw_probs is not None:
+            record["raw_probs"] = {name: round(float(p), 4) for name, p in zip(self.labels, self.raw_probs)}
+        return record
 
 
 @dataclass(frozen=True)
