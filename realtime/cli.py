@@ -5,6 +5,7 @@
     emo-live eval --data PATH --split PrivateTest
     emo-live train --data PATH ...
     emo-live export WEIGHTS.safetensors -o MODEL.onnx
+    emo-live benchmark [--source VIDEO | --camera N | --synthetic] [--json FILE]
     emo-live info [--model NAME|PATH]
 
 User errors print one line ``emo-live: error: ...`` and exit 2; ``--debug`` shows the traceback.
@@ -26,7 +27,7 @@ from .detectors import DETECTORS
 from .engines import ENGINES
 from .smoothing import SMOOTHERS
 
-COMMANDS = ("live", "annotate", "eval", "train", "export", "info")
+COMMANDS = ("live", "annotate", "eval", "train", "export", "info", "benchmark")
 
 
 def _add_recognizer_args(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("weights", type=Path, help="a .safetensors file written by emo-live train")
     export.add_argument("-o", "--output", required=True, type=Path, help="the .onnx file to write")
     _add_common(export)
+
+    bench = sub.add_parser("benchmark", help="FPS, latency and per-stage time per inference engine")
+    where = bench.add_mutually_exclusive_group()
+    where.add_argument("--source", help="a video file (default: synthetic frames with 3 faces)")
+    where.add_argument("--camera", type=int, help="a camera index")
+    where.add_argument("--synthetic", action="store_true", help="synthetic frames with 3 faces (the default)")
+    bench.add_argument("--engines", default="all", help="all, or a comma-separated list of engines")
+    bench.add_argument("--frames", type=int, default=300, help="frames to run (default: %(default)s)")
+    bench.add_argument("--json", type=Path, help="also write the results here as JSON")
+    bench.add_argument("--model", default="default")
+    bench.add_argument("--detector", choices=DETECTORS, default="auto")
+    bench.add_argument("--threads", type=int, default=0)
+    _add_common(bench)
 
     info = sub.add_parser("info", help="print a model's metadata")
     info.add_argument("--model", default="default")
@@ -180,6 +194,17 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
         path = export_onnx(model, info, args.output)
         print(f"exported {args.weights} -> {path} ({os.path.getsize(path) / 1e6:.1f} MB)", file=sys.stderr)
         return 0
+    if args.command == "benchmark":
+        from .benchmark import benchmark, engine_names, format_table
+
+        source = args.source if args.source else args.camera
+        rows = benchmark(source, engines=engine_names(args.engines), frames=args.frames, model=args.model,
+                         detector=args.detector, threads=args.threads, progress=sys.stderr.isatty())
+        print(format_table(rows))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps([row.to_dict() for row in rows], indent=1))
+        return 0 if any(row.status == "ok" for row in rows) else 2
     if args.command == "info":
         from emolive.models.onnx_io import read_onnx_info
         from emolive.models.shipped import resolve_model_path

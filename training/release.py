@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from emolive.calibration.temperature import expected_calibration_error, fit_temp
 from emolive.models.checkpoint import load_model, save_weights
 from emolive.models.onnx_io import export_onnx
 from emolive.models.shipped import file_sha256, weights_dir
+from emolive.realtime.benchmark import engine_ms_per_face
 from emolive.realtime.engines import OnnxRuntimeEngine, softmax
 from emolive.training.data import load_fer2013
 from emolive.training.evaluate import evaluate_model, predict_split
@@ -42,20 +42,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return f"{name}, {os.cpu_count()} cores"
-
-
-def cpu_ms_per_face(path: Path, batch: int = 8, repeats: int = 200, threads: int = 0) -> float:
-    """Median milliseconds per face of ONNX Runtime inference at ``batch`` faces per call."""
-    with OnnxRuntimeEngine(path, threads=threads) as engine:
-        x = np.random.default_rng(0).standard_normal((batch, 1, engine.info.preprocess.size, engine.info.preprocess.size)).astype(np.float32)
-        for _ in range(20):
-            engine.logits(x)
-        times = []
-        for _ in range(repeats):
-            tic = time.perf_counter()
-            engine.logits(x)
-            times.append(time.perf_counter() - tic)
-    return float(np.median(times) * 1000.0 / batch)
 
 
 def train_command(args: dict[str, Any]) -> str:
@@ -116,7 +102,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     info = replace(info, metrics=metrics)
     onnx_path = export_onnx(model, info, dest / f"{args.name}.onnx")
     save_weights(model, info, dest / f"{args.name}.safetensors")
-    ms = cpu_ms_per_face(onnx_path)
+    with OnnxRuntimeEngine(onnx_path) as engine:
+        ms = engine_ms_per_face(engine)
     sha = file_sha256(onnx_path)
 
     manifest_path = dest / "manifest.json"

@@ -1,0 +1,22 @@
+import json
+
+from emolive.realtime.benchmark import STAGE_ORDER, benchmark
+from emolive.realtime.cli import main
+
+
+def test_benchmark_reports_every_stage_and_the_ceiling(tiny_model):
+    (row,) = benchmark(None, engines=["onnxruntime"], frames=12, model=str(tiny_model), progress=False)
+    assert row.status == "ok" and row.frames == 12
+    assert set(row.stages_ms) == set(STAGE_ORDER) and all(v >= 0 for v in row.stages_ms.values())
+    assert row.faces_per_frame == 3.0  # the synthetic frames hold three faces
+    assert row.fps > 0 and row.ceiling_fps > 0 and row.p95_ms >= row.p50_ms > 0
+    assert row.ms_per_face > 0
+
+
+def test_benchmark_cli_marks_unavailable_engines_and_writes_json(tiny_model, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--frames", "5", "--engines", "onnxruntime,tensorrt", "--model", str(tiny_model), "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "onnxruntime" in table and "failed" in table
+    rows = {row["engine"]: row for row in json.loads(out.read_text())}
+    assert rows["onnxruntime"]["status"] == "ok" and rows["tensorrt"]["status"].startswith("failed: ")
