@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,13 +157,16 @@ def _camera_opens(index: int) -> bool:
 
 
 def iter_capture(info: SourceInfo) -> Iterator[Frame]:
-    """Frames from a camera, stream or video file, in order; the capture is released in ``finally``."""
+    """Frames from a camera, stream or video file, in order; the capture is released in ``finally``.
+
+    A file's frame time is its position (index / fps); a camera's or stream's is seconds since start.
+    """
     location: str | int = int(info.location) if info.kind == "camera" else info.location
     capture = _open_capture(location)
     if capture is None:
         raise SourceError(f"{info.kind} {info.location} cannot be opened; check it is still connected or present")
     try:
-        index = 0
+        index, start = 0, time.perf_counter()
         while True:
             ok, image = capture.read()
             if not ok or image is None:
@@ -170,7 +174,8 @@ def iter_capture(info: SourceInfo) -> Iterator[Frame]:
                     log.warning("%s: video ends after %d of %d frames (truncated or damaged); outputs stop at the last good frame",
                                 info.location, index, info.frame_count)
                 break
-            yield Frame(index=index, time=index / info.fps, source=info.location, image=image)
+            stamp = time.perf_counter() - start if info.is_live else index / info.fps
+            yield Frame(index=index, time=stamp, source=info.location, image=image)
             index += 1
     finally:
         capture.release()
