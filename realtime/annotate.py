@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 from tqdm import tqdm
 
 from emolive.models.errors import OutputError
@@ -33,6 +34,7 @@ class AnnotateSummary:
     output: Path
     jsonl: Path
     interrupted: bool = False
+    report: Path | None = None
 
     @property
     def fps(self) -> float:
@@ -40,8 +42,9 @@ class AnnotateSummary:
 
     def describe(self) -> str:
         state = "interrupted after" if self.interrupted else "annotated"
+        report = f", report {self.report}" if self.report else ""
         return (f"{state} {self.frames} frame(s): faces in {self.frames_with_faces}, {self.faces} face(s) in all, "
-                f"{self.seconds:.1f} s ({self.fps:.1f} FPS) -> {self.output}, {self.jsonl}")
+                f"{self.seconds:.1f} s ({self.fps:.1f} FPS) -> {self.output}, {self.jsonl}{report}")
 
 
 def resolve_outputs(info: SourceInfo, output: Path, jsonl: Path | None) -> tuple[Path, Path]:
@@ -78,9 +81,49 @@ def open_input(input_path: str | FrameSource | None) -> FrameSource | list[Frame
     return source
 
 
+def default_report_dir(kind: str, output: Path) -> Path | None:
+    """Videos and folders get a report next to the output by default; single images do not."""
+    if kind == "video":
+        return output.with_name(f"{output.stem}_report")
+    if kind == "folder":
+        return output / "report"
+    return None
+
+
+class ThumbnailCollector:
+    """Keeps, per face id, a small JPEG of its most confidently detected crop (only when asked)."""
+
+    def __init__(self, size: int = 96) -> None:
+        self.size = size
+        self._best: dict[int, tuple[float, bytes]] = {}
+
+    def update(self, image, faces) -> None:
+        from .detectors import to_bgr
+
+        for face in faces:
+            if face.id in self._best and self._best[face.id][0] >= face.detection_score:
+                continue
+            x, y, w, h = face.box
+            crop = to_bgr(image[y:y + h, x:x + w])
+            scale = self.size / max(crop.shape[:2])
+            crop = cv2.resize(crop, (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+            ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            if ok:
+                self._best[face.id] = (face.detection_score, data.tobytes())
+
+    @property
+    def thumbnails(self) -> dict[int, bytes]:
+        return {face_id: data for face_id, (_, data) in self._best.items()}
+
+
 def annotate(recognizer: Recognizer, input_path: str | FrameSource | list[Frame] | None, output: str | Path, *,
-             jsonl: str | Path | None = None, progress: bool = True) -> AnnotateSummary:
-    """Annotate a video, an image, a folder of images, or (``input_path=None``) the embedded sample photo."""
+             jsonl: str | Path | None = None, progress: bool = True, report: str | Path | None | bool = True,
+             thumbnails: bool = False) -> AnnotateSummary:
+    """Annotate a video, an image, a folder of images, or (``input_path=None``) the embedded sample photo.
+
+    ``report``: True for the default report folder (videos and folders), a path, or False/None for none.
+    ``thumbnails`` adds one face crop per id to the HTML report (face crops are saved only when asked).
+    """
     source = input_path if isinstance(input_path, list) else open_input(input_path)
     if isinstance(source, list):
         image = source[0].image
@@ -89,6 +132,8 @@ def annotate(recognizer: Recognizer, input_path: str | FrameSource | list[Frame]
         info = source.info
     output_path, jsonl_path = resolve_outputs(info, Path(output), Path(jsonl) if jsonl else None)
     folder_input = Path(info.location) if info.kind == "folder" else None
+    report_dir = default_report_dir(info.kind, output_path) if report is True else (Path(report) if report else None)
+    collector = ThumbnailCollector() if thumbnails and info.kind == "video" else None
 
     frames = faces = with_faces = 0
     interrupted = finished = False
@@ -107,6 +152,8 @@ def annotate(recognizer: Recognizer, input_path: str | FrameSource | list[Frame]
                     else:
                         write_image(output_path, annotated)
                     records.write(result)
+                    if collector is not None:
+                        collector.update(result.frame.image, result.faces)
                     frames += 1
                     faces += len(result.faces)
                     with_faces += bool(result.faces)
@@ -120,4 +167,12 @@ def annotate(recognizer: Recognizer, input_path: str | FrameSource | list[Frame]
         # Finished or interrupted runs keep a playable video; a crash leaves no half file behind.
         if video is not None:
             video.close(keep=finished)
-    return AnnotateSummary(frames, with_faces, faces, time.perf_counter() - tic, output_path, jsonl_path, interrupted)
+    seconds = time.perf_counter() - tic
+    if report_dir is not None and frames:
+        from .report import write_report
+        from .summary import read_jsonl
+
+        write_report(read_jsonl(jsonl_path), report_dir, kind="images" if info.kind == "folder" else "video",
+                     thumbnails=collector.thumbnails if collector is not None else None)
+    return AnnotateSummary(frames, with_faces, faces, seconds, output_path, jsonl_path, interrupted,
+                           report_dir if frames else None)

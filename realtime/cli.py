@@ -6,6 +6,7 @@
     emo-live train --data PATH ...
     emo-live export WEIGHTS.safetensors -o MODEL.onnx
     emo-live benchmark [--source VIDEO | --camera N | --synthetic] [--json FILE]
+    emo-live report RECORDS.jsonl -o REPORT_DIR
     emo-live info [--model NAME|PATH]
 
 User errors print one line ``emo-live: error: ...`` and exit 2; ``--debug`` shows the traceback.
@@ -27,7 +28,7 @@ from .detectors import DETECTORS
 from .engines import ENGINES
 from .smoothing import SMOOTHERS
 
-COMMANDS = ("live", "annotate", "eval", "train", "export", "info", "benchmark")
+COMMANDS = ("live", "annotate", "eval", "train", "export", "info", "benchmark", "report")
 
 
 def _add_recognizer_args(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--source", help="a video file or stream URL to play instead of a camera")
     live.add_argument("--jsonl", type=Path, help="also write per-frame records here")
     live.add_argument("--record", type=Path, help="also write the annotated video here")
+    live.add_argument("--snapshot-dir", type=Path, default=Path("."), help="where the s key saves snapshots (default: here)")
     _add_recognizer_args(live)
     _add_common(live)
 
@@ -64,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.add_argument("-o", "--output", required=True, type=Path, help="annotated video/image file, or a folder")
     annotate.add_argument("--jsonl", type=Path, help="per-frame records (default: next to the output, .jsonl)")
     annotate.add_argument("--quiet", action="store_true", help="no progress bar")
+    annotate.add_argument("--report", type=Path, help="summary, plots and HTML report folder (default for videos and folders: next to the output)")
+    annotate.add_argument("--no-report", action="store_true", help="do not write a report")
+    annotate.add_argument("--thumbnails", action="store_true", help="put one face thumbnail per id in the HTML report")
     _add_recognizer_args(annotate)
     _add_common(annotate)
 
@@ -97,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--detector", choices=DETECTORS, default="auto")
     bench.add_argument("--threads", type=int, default=0)
     _add_common(bench)
+
+    report = sub.add_parser("report", help="summary, plots and HTML report from a JSONL written by annotate")
+    report.add_argument("jsonl", type=Path, help="per-frame records from emo-live annotate")
+    report.add_argument("-o", "--output", required=True, type=Path, help="report folder")
+    _add_common(report)
 
     info = sub.add_parser("info", help="print a model's metadata")
     info.add_argument("--model", default="default")
@@ -157,15 +167,17 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
 
         source = open_source(args.source if args.source else args.camera)
         with _recognizer(args) as recognizer:
-            stats = run_live(recognizer, source, jsonl=args.jsonl, record=args.record)
-        print(f"live: {stats['frames']} frames in {stats['seconds']:.1f} s ({stats['fps']:.1f} FPS)", file=sys.stderr)
+            stats = run_live(recognizer, source, jsonl=args.jsonl, record=args.record, snapshot_dir=args.snapshot_dir)
+        print(stats.describe(), file=sys.stderr)
         return 0
     if args.command == "annotate":
         from .annotate import annotate, open_input
 
         source = open_input(args.input)
         with _recognizer(args) as recognizer:
-            summary = annotate(recognizer, source, args.output, jsonl=args.jsonl, progress=not args.quiet)
+            report = False if args.no_report else (args.report or True)
+            summary = annotate(recognizer, source, args.output, jsonl=args.jsonl, progress=not args.quiet,
+                               report=report, thumbnails=args.thumbnails)
         print(summary.describe(), file=sys.stderr)
         return 130 if summary.interrupted else 0
     if args.command == "eval":
@@ -205,6 +217,17 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps([row.to_dict() for row in rows], indent=1))
         return 0 if any(row.status == "ok" for row in rows) else 2
+    if args.command == "report":
+        from emolive.models.errors import InputError
+
+        from .report import write_report
+        from .summary import read_jsonl
+
+        if not args.jsonl.is_file():
+            raise InputError(f"{args.jsonl} does not exist; pass the .jsonl written by emo-live annotate")
+        files = write_report(read_jsonl(args.jsonl), args.output)
+        print(f"report: {files.html} ({len(files.plots)} plots, {files.summary_json.name}, {files.summary_csv.name})", file=sys.stderr)
+        return 0
     if args.command == "info":
         from emolive.models.onnx_io import read_onnx_info
         from emolive.models.shipped import resolve_model_path

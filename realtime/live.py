@@ -1,48 +1,122 @@
-"""``emo-live --camera N``: live recognition in a window (q or Esc quits)."""
+"""``emo-live --camera N``: live recognition in a window.
+
+Keys: q or Esc quits, p pauses, d toggles per-face probability bars, s saves a snapshot. A heads-up
+line shows FPS, engine, faces and dropped frames; a summary is printed when the window closes. A
+video file given with ``--source`` plays at its own frame rate, like a camera: when recognition falls
+behind, frames are skipped and counted as dropped.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .overlay import draw_faces
+from .detectors import to_bgr
+from .overlay import draw_faces, draw_hud, draw_prob_bars
 from .pipeline import Recognizer
-from .sinks import JsonlSink, VideoSink, WindowSink
+from .sinks import JsonlSink, VideoSink, WindowSink, write_image
 from .sources import FrameSource, open_source
 
 QUIT_KEYS = frozenset({ord("q"), 27})
+PAUSE_KEY, BARS_KEY, SNAPSHOT_KEY = ord("p"), ord("d"), ord("s")
+
+
+@dataclass
+class LiveStats:
+    """What a live session did, for the closing summary."""
+
+    frames: int = 0
+    dropped: int = 0
+    seconds: float = 0.0
+    snapshots: list[Path] = field(default_factory=list)
+    labels_by_id: dict[int, Counter] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def describe(self) -> str:
+        people = ", ".join(f"#{face_id} mostly {counts.most_common(1)[0][0]}" for face_id, counts in sorted(self.labels_by_id.items())
+                           if sum(counts.values()) >= 3)
+        lines = [f"live: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} FPS), {self.dropped} dropped, "
+                 f"{len(self.labels_by_id)} face id(s)"]
+        if people:
+            lines.append(f"live: {people}")
+        lines += [f"live: snapshot {path}" for path in self.snapshots]
+        return "\n".join(lines)
+
+
+def _paced(frames, fps: float, stats: LiveStats, start: list[float]):
+    """Yield frames of a file at its native rate, skipping (and counting) frames already late."""
+    interval = 1.0 / fps
+    for frame in frames:
+        behind = (time.perf_counter() - start[0]) - frame.time
+        if behind > interval and frame.index > 0:
+            stats.dropped += 1
+            continue
+        yield frame
 
 
 def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: Path | None = None,
-             record: Path | None = None) -> dict[str, float]:
-    """Show annotated frames until the source ends or the user quits; returns frames and FPS."""
+             record: Path | None = None, snapshot_dir: Path = Path(".")) -> LiveStats:
+    """Show annotated frames until the source ends or the user quits."""
     frame_source = source if isinstance(source, FrameSource) else open_source(source)
     info = frame_source.info
-    pace = info.kind == "video"  # a file plays at its own frame rate, like a camera would deliver it
-    frames, tic = 0, time.perf_counter()
+    stats, start = LiveStats(), [time.perf_counter()]
+    frames = _paced(frame_source, info.fps, stats, start) if info.kind == "video" else frame_source
     records = JsonlSink(jsonl) if jsonl else None
     video = VideoSink(record, info.fps, (info.width, info.height)) if record else None
+    show_bars, recent = False, deque(maxlen=30)
     try:
         with WindowSink(f"emolive - {info.location}") as window:
-            for result in recognizer.stream(frame_source):
+            for result in recognizer.stream(frames):
+                recent.append(time.perf_counter())
+                for face in result.faces:
+                    stats.labels_by_id.setdefault(face.id, Counter())[face.label] += 1
                 annotated = draw_faces(result.frame.image, result.faces)
                 if records is not None:
                     records.write(result)
                 if video is not None:
                     video.write(annotated)
-                frames += 1
+                stats.frames += 1
+                if show_bars:  # bars first, so the boxes and tags stay readable on top of them
+                    annotated = draw_faces(draw_prob_bars(to_bgr(result.frame.image).copy(), result.faces), result.faces)
+                fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+                draw_hud(annotated, f"{fps:5.1f} FPS | {recognizer.engine.name} | {len(result.faces)} face(s) | "
+                                    f"{stats.dropped} dropped | q quit  p pause  d bars  s snapshot")
                 wait_ms = 1
-                if pace:
-                    wait_ms = max(1, int((result.frame.time - (time.perf_counter() - tic)) * 1000))
+                if info.kind == "video":
+                    wait_ms = max(1, int((result.frame.time - (time.perf_counter() - start[0])) * 1000))
                 key = window.show(annotated, wait_ms)
+                while True:
+                    if key == SNAPSHOT_KEY:
+                        path = snapshot_dir / f"emolive_snapshot_{result.frame.index:06d}.png"
+                        write_image(path, annotated)
+                        stats.snapshots.append(path)
+                    elif key == BARS_KEY:
+                        show_bars = not show_bars
+                    if key != PAUSE_KEY:
+                        break
+                    paused_at = time.perf_counter()
+                    key = -1
+                    while key not in (PAUSE_KEY, *QUIT_KEYS) and not window.closed_by_user:
+                        key = window.show(annotated, 50)
+                        if key in (SNAPSHOT_KEY, BARS_KEY):
+                            break
+                    start[0] += time.perf_counter() - paused_at  # a paused file resumes where it stopped
+                    if key == PAUSE_KEY:
+                        key = -1
+                        break
                 if key in QUIT_KEYS or window.closed_by_user:
                     break
     except KeyboardInterrupt:
         pass
     finally:
+        stats.seconds = time.perf_counter() - start[0]
         if records is not None:
             records.close()
         if video is not None:
             video.close(keep=True)
-    seconds = time.perf_counter() - tic
-    return {"frames": frames, "seconds": seconds, "fps": frames / seconds if seconds > 0 else 0.0}
+    return stats

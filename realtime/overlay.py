@@ -47,3 +47,31 @@ def draw_faces(image: np.ndarray, faces: Sequence[FaceResult], *, show_id: bool 
         ink = (0, 0, 0) if sum(color) > 380 else (255, 255, 255)
         cv2.putText(canvas, text, (x + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink, max(1, thickness // 2), cv2.LINE_AA)
     return canvas
+
+
+def draw_prob_bars(canvas: np.ndarray, faces: Sequence[FaceResult], *, width: int = 90) -> np.ndarray:
+    """Draw, in place, a small bar chart of each face's probabilities beside its box."""
+    height, frame_width = canvas.shape[:2]
+    row = 11
+    for face in faces:
+        x, y, w, h = face.box
+        left = x + w + 4 if x + w + 4 + width + 60 <= frame_width else max(0, x - width - 64)
+        for k, (name, p) in enumerate(zip(face.labels, face.probs)):
+            top = y + k * row
+            if top + row > height:
+                break
+            cv2.rectangle(canvas, (left, top), (left + 58 + width, top + row - 1), (30, 30, 30), cv2.FILLED)
+            cv2.putText(canvas, name[:8], (left + 2, top + row - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (235, 235, 235), 1, cv2.LINE_AA)
+            cv2.rectangle(canvas, (left + 56, top + 1), (left + 56 + int(round(p * width)), top + row - 2), color_for(name), cv2.FILLED)
+    return canvas
+
+
+def draw_hud(canvas: np.ndarray, text: str) -> np.ndarray:
+    """Draw, in place, a one-line heads-up display across the top of the frame."""
+    scale = max(0.45, canvas.shape[0] / 900.0)
+    (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    scale = min(scale, scale * (canvas.shape[1] - 12) / max(tw, 1))  # shrink to fit narrow frames
+    (_, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    cv2.rectangle(canvas, (0, 0), (canvas.shape[1], th + baseline + 8), (0, 0, 0), cv2.FILLED)
+    cv2.putText(canvas, text, (6, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas

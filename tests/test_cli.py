@@ -47,7 +47,7 @@ def test_annotate_folder_writes_an_image_per_input_and_one_record_each(tmp_path,
         cv2.imwrite(str(tmp_path / "in" / name), sample_bgr)
     cv2.imwrite(str(tmp_path / "in" / "empty.png"), sample_bgr[:60, :60] * 0)
     assert main(["annotate", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--quiet"]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "annotations.jsonl", "b.png", "empty.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "annotations.jsonl", "b.png", "empty.png", "report"]
     records = _lines(tmp_path / "out" / "annotations.jsonl")
     assert [len(r["faces"]) for r in records] == [1, 1, 0]  # frames without faces are recorded too
     assert records[0]["source"].endswith("a.jpg")

@@ -1,7 +1,6 @@
 """FER2013 readers: every layout users have gives the same splits, labels and images."""
 
 import gzip
-import io
 import tarfile
 
 import cv2

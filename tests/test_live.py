@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,8 +40,9 @@ def test_live_window_plays_a_file_to_the_end(display, tiny_model, sample_bgr, tm
     _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert len(records) == 20 and sum(bool(r["faces"]) for r in records) >= 19
-    assert "live: 20 frames" in err
+    shown, dropped = re.search(r"live: (\d+) frames in .* (\d+) dropped", err).groups()
+    assert len(records) == int(shown) and int(shown) + int(dropped) == 20  # played at 25 FPS, late frames dropped
+    assert int(shown) >= 10 and all(r["faces"] for r in records)
 
 
 @pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed (apt-get install xdotool)")
@@ -57,3 +59,46 @@ def test_q_closes_the_live_window(display, tiny_model, sample_bgr, tmp_path):
     assert process.returncode == 0, err
     frames = len(jsonl.read_text().splitlines())
     assert 5 <= frames < 300  # stopped by the key, well before the clip's end
+
+
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed (apt-get install xdotool)")
+def test_keys_bars_snapshot_pause_and_quit(display, tiny_model, sample_bgr, tmp_path):
+    import cv2
+    import numpy as np
+
+    clip = face_video(tmp_path / "long.mp4", sample_bgr, frames=300, fps=25.0)
+    jsonl, shots = tmp_path / "r.jsonl", tmp_path / "shots"
+    process = _live(display, tiny_model, "--source", str(clip), "--jsonl", str(jsonl), "--snapshot-dir", str(shots))
+    env = {**os.environ, "DISPLAY": display}
+
+    def lines() -> int:
+        return len(jsonl.read_text().splitlines()) if jsonl.exists() else 0
+
+    def press(key: str) -> None:
+        subprocess.run(["xdotool", "search", "--name", "emolive", "windowfocus", "--sync", "key", key], env=env, timeout=30, check=False)
+
+    deadline = time.time() + 60
+    while time.time() < deadline and lines() < 5:
+        time.sleep(0.2)
+    press("d")
+    time.sleep(0.4)
+    press("s")
+    press("p")
+    time.sleep(0.5)
+    paused = lines()
+    time.sleep(1.0)
+    assert lines() == paused  # no new frames while paused
+    press("p")
+    time.sleep(0.8)
+    press("q")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert paused < lines() < 300  # resumed after the pause, quit before the end
+
+    (snapshot,) = sorted(shots.glob("emolive_snapshot_*.png"))
+    image = cv2.imread(str(snapshot))
+    assert image.shape == (360, 480, 3)
+    assert image[:8].mean() < 60  # the heads-up line across the top (the clip's background is gray 90)
+    bar_background = np.all(image == (30, 30, 30), axis=2).sum()
+    assert bar_background > 200  # the probability bars toggled on with d
+    assert "snapshot" in err and "face id" in err  # the closing summary
