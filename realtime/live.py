@@ -17,7 +17,7 @@ from .detectors import to_bgr
 from .overlay import draw_faces, draw_hud, draw_prob_bars
 from .pipeline import Recognizer
 from .sinks import JsonlSink, VideoSink, WindowSink, write_image
-from .sources import FrameSource, open_source
+from .sources import FrameSource, LatestFrameReader, open_source
 
 QUIT_KEYS = frozenset({ord("q"), 27})
 PAUSE_KEY, BARS_KEY, SNAPSHOT_KEY = ord("p"), ord("d"), ord("s")
@@ -65,7 +65,11 @@ def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: 
     frame_source = source if isinstance(source, FrameSource) else open_source(source)
     info = frame_source.info
     stats, start = LiveStats(), [time.perf_counter()]
-    frames = _paced(frame_source, info.fps, stats, start) if info.kind == "video" else frame_source
+    reader = None
+    if info.kind == "video":
+        frames = _paced(frame_source, info.fps, stats, start)
+    else:  # cameras and streams: capture on its own thread, always show the newest frame
+        frames = reader = LatestFrameReader(frame_source)
     records = JsonlSink(jsonl) if jsonl else None
     video = VideoSink(record, info.fps, (info.width, info.height)) if record else None
     show_bars, recent = False, deque(maxlen=30)
@@ -81,6 +85,8 @@ def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: 
                 if video is not None:
                     video.write(annotated)
                 stats.frames += 1
+                if reader is not None:
+                    stats.dropped = reader.dropped
                 if show_bars:  # bars first, so the boxes and tags stay readable on top of them
                     annotated = draw_faces(draw_prob_bars(to_bgr(result.frame.image).copy(), result.faces), result.faces)
                 fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,3 +180,61 @@ def iter_capture(info: SourceInfo) -> Iterator[Frame]:
             index += 1
     finally:
         capture.release()
+
+
+class LatestFrameReader:
+    """Read a live source on a background thread and hand out only the newest frame.
+
+    A slow consumer never falls behind a camera: frames it had no time for are skipped and counted in
+    ``dropped``. Iterating starts the thread; stopping early (break, exception) stops it and closes
+    the underlying source.
+    """
+
+    def __init__(self, frames: Iterable[Frame]) -> None:
+        self._frames = iter(frames)
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._done = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="emolive-capture", daemon=True)
+        self.dropped = 0
+        self.read = 0
+
+    def _run(self) -> None:
+        try:
+            for frame in self._frames:
+                with self._cond:
+                    self.read += 1
+                    if self._latest is not None:
+                        self.dropped += 1
+                    self._latest = frame
+                    self._cond.notify()
+                if self._stop.is_set():
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._error = exc
+        finally:
+            close = getattr(self._frames, "close", None)
+            if close is not None:
+                close()
+            with self._cond:
+                self._done = True
+                self._cond.notify()
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._thread.start()
+        try:
+            while True:
+                with self._cond:
+                    while self._latest is None and not self._done:
+                        self._cond.wait(0.1)
+                    if self._latest is None:
+                        if self._error is not None:
+                            raise self._error
+                        return
+                    frame, self._latest = self._latest, None
+                yield frame
+        finally:
+            self._stop.set()
+            self._thread.join(timeout=5)

@@ -85,3 +85,55 @@ def test_jsonl_sink_writes_one_flushed_line_per_frame(tmp_path):
     assert first == {"frame": 0, "time": 0.0, "source": "v.mp4", "faces": [
         {"id": 3, "box": [1, 2, 3, 4], "detection_score": 0.9, "label": "b", "confidence": 0.75, "probs": {"a": 0.25, "b": 0.75}}]}
     assert second["faces"] == []
+
+
+def test_latest_frame_reader_skips_and_counts_frames_a_slow_consumer_misses():
+    import time
+
+    from emolive.realtime.sources import LatestFrameReader
+
+    def camera(n=60):
+        for i in range(n):
+            time.sleep(0.005)  # 200 FPS "camera"
+            yield Frame(i, i * 0.005, "cam", np.zeros((2, 2), np.uint8))
+
+    reader = LatestFrameReader(camera())
+    seen = []
+    for frame in reader:
+        seen.append(frame.index)
+        time.sleep(0.02)  # a consumer 4x slower than the camera
+    assert seen == sorted(seen) and seen[-1] == 59  # always newer frames, and the last one arrives
+    assert len(seen) + reader.dropped == reader.read == 60
+    assert reader.dropped > 20
+
+
+def test_latest_frame_reader_stops_and_closes_the_source_when_the_consumer_stops():
+    from emolive.realtime.sources import LatestFrameReader
+
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield Frame(i, 0.0, "cam", np.zeros((2, 2), np.uint8))
+                i += 1
+        finally:
+            closed.append(True)
+
+    for _ in LatestFrameReader(endless()):
+        break
+    assert closed == [True]
+
+
+def test_latest_frame_reader_reraises_source_errors():
+    from emolive.models.errors import SourceError
+    from emolive.realtime.sources import LatestFrameReader
+
+    def failing():
+        yield Frame(0, 0.0, "cam", np.zeros((2, 2), np.uint8))
+        raise SourceError("camera unplugged")
+
+    with pytest.raises(SourceError, match="unplugged"):
+        for _ in LatestFrameReader(failing()):
+            pass
