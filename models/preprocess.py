@@ -53,22 +53,28 @@ class PreprocessSpec:
                    mean=float(known.get("mean", 0.5)), std=float(known.get("std", 0.25)))
 
 
-def to_gray_uint8(image: np.ndarray) -> np.ndarray:
-    """Convert an OpenCV-style image (gray, BGR, BGRA; uint8, uint16 or float in [0, 1]) to gray uint8."""
+def validate_image(image: object) -> np.ndarray:
+    """Check that ``image`` is a non-empty gray, BGR or BGRA array of a supported dtype; InputError if not."""
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a numpy image, got {type(image).__name__}; pass an array from cv2.imread or a frame source")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
         raise InputError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}; pass a gray, BGR or BGRA image")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise InputError(f"image has zero size {image.shape}; pass a non-empty image")
+    if image.dtype != np.uint8 and image.dtype != np.uint16 and image.dtype.kind != "f":
+        raise InputError(f"unsupported image dtype {image.dtype}; pass uint8, uint16 or float images")
+    return image
+
+
+def to_gray_uint8(image: np.ndarray) -> np.ndarray:
+    """Convert an OpenCV-style image (gray, BGR, BGRA; uint8, uint16 or float in [0, 1]) to gray uint8."""
+    validate_image(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype.kind == "f":
         image = (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise InputError(f"unsupported image dtype {image.dtype}; pass uint8, uint16 or float images")
     if image.ndim == 2:
         return image
     code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY

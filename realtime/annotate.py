@@ -17,6 +17,7 @@ from .overlay import draw_faces
 from .pipeline import Recognizer
 from .records import Frame
 from .samples import SAMPLE_NAME, sample_frames
+from .signals import graceful_stop
 from .sinks import IMAGE_OUTPUT_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, JsonlSink, VideoSink, write_image
 from .sources import FrameSource, SourceInfo, open_source
 
@@ -118,11 +119,12 @@ class ThumbnailCollector:
 
 def annotate(recognizer: Recognizer, input_path: str | FrameSource | list[Frame] | None, output: str | Path, *,
              jsonl: str | Path | None = None, progress: bool = True, report: str | Path | None | bool = True,
-             thumbnails: bool = False) -> AnnotateSummary:
+             thumbnails: bool = False, blur: bool = False) -> AnnotateSummary:
     """Annotate a video, an image, a folder of images, or (``input_path=None``) the embedded sample photo.
 
     ``report``: True for the default report folder (videos and folders), a path, or False/None for none.
-    ``thumbnails`` adds one face crop per id to the HTML report (face crops are saved only when asked).
+    ``thumbnails`` adds one face crop per id to the HTML report (face crops are saved only when asked);
+    ``blur`` blurs every face in the annotated output.
     """
     source = input_path if isinstance(input_path, list) else open_input(input_path)
     if isinstance(source, list):
@@ -140,11 +142,11 @@ def annotate(recognizer: Recognizer, input_path: str | FrameSource | list[Frame]
     tic = time.perf_counter()
     video = VideoSink(output_path, info.fps, (info.width, info.height)) if info.kind == "video" else None
     try:
-        with JsonlSink(jsonl_path) as records:
+        with graceful_stop() as stop, JsonlSink(jsonl_path) as records:
             bar = tqdm(total=info.frame_count, unit="frame", desc="annotate", disable=not progress, dynamic_ncols=True, file=sys.stderr)
             try:
                 for result in recognizer.stream(source):
-                    annotated = draw_faces(result.frame.image, result.faces)
+                    annotated = draw_faces(result.frame.image, result.faces, blur=blur)
                     if video is not None:
                         video.write(annotated)
                     elif folder_input is not None:
@@ -158,6 +160,9 @@ def annotate(recognizer: Recognizer, input_path: str | FrameSource | list[Frame]
                     faces += len(result.faces)
                     with_faces += bool(result.faces)
                     bar.update(1)
+                    if stop.is_set():
+                        interrupted = True
+                        break
             finally:
                 bar.close()
         finished = True

@@ -37,6 +37,7 @@ def _add_recognizer_args(parser: argparse.ArgumentParser) -> None:
                         help="face detector; auto = MediaPipe BlazeFace, or Haar if MediaPipe cannot load (default: %(default)s)")
     parser.add_argument("--engine", choices=ENGINES, default="auto", help="inference engine (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=0, help="inference threads; 0 = automatic")
+    parser.add_argument("--blur", action="store_true", help="blur every face in the annotated output (privacy)")
     parser.add_argument("--smooth", choices=SMOOTHERS, default="none",
                         help="temporal smoothing of each tracked face's probabilities (default: %(default)s)")
     parser.add_argument("--smooth-alpha", type=float, default=0.7, help="EMA weight of the past, in [0, 1) (default: %(default)s)")
@@ -167,7 +168,7 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
 
         source = open_source(args.source if args.source else args.camera)
         with _recognizer(args) as recognizer:
-            stats = run_live(recognizer, source, jsonl=args.jsonl, record=args.record, snapshot_dir=args.snapshot_dir)
+            stats = run_live(recognizer, source, jsonl=args.jsonl, record=args.record, snapshot_dir=args.snapshot_dir, blur=args.blur)
         print(stats.describe(), file=sys.stderr)
         return 0
     if args.command == "annotate":
@@ -177,7 +178,7 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
         with _recognizer(args) as recognizer:
             report = False if args.no_report else (args.report or True)
             summary = annotate(recognizer, source, args.output, jsonl=args.jsonl, progress=not args.quiet,
-                               report=report, thumbnails=args.thumbnails)
+                               report=report, thumbnails=args.thumbnails, blur=args.blur)
         print(summary.describe(), file=sys.stderr)
         return 130 if summary.interrupted else 0
     if args.command == "eval":

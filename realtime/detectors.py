@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from emolive.models.errors import DependencyError, InputError
-from emolive.models.preprocess import to_gray_uint8
+from emolive.models.preprocess import to_gray_uint8, validate_image
 
 from .records import Detection
 
@@ -95,12 +95,11 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     if image.dtype != np.uint8 and image.ndim == 3 and image.shape[2] in (3, 4):
+        validate_image(image)
         image = image[:, :, :3]
         if image.dtype == np.uint16:
             return np.ascontiguousarray((image >> 8).astype(np.uint8))
-        if image.dtype.kind == "f":
-            return np.ascontiguousarray((np.clip(np.nan_to_num(image), 0, 1) * 255 + 0.5).astype(np.uint8))
-        raise InputError(f"unsupported image dtype {image.dtype}; pass uint8, uint16 or float images")
+        return np.ascontiguousarray((np.clip(np.nan_to_num(image), 0, 1) * 255 + 0.5).astype(np.uint8))
     return cv2.cvtColor(to_gray_uint8(image), cv2.COLOR_GRAY2BGR)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from .detectors import to_bgr
 from .overlay import draw_faces, draw_hud, draw_prob_bars
 from .pipeline import Recognizer
+from .signals import graceful_stop
 from .sinks import JsonlSink, VideoSink, WindowSink, write_image
 from .sources import FrameSource, LatestFrameReader, open_source
 
@@ -60,7 +61,7 @@ def _paced(frames, fps: float, stats: LiveStats, start: list[float]):
 
 
 def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: Path | None = None,
-             record: Path | None = None, snapshot_dir: Path = Path(".")) -> LiveStats:
+             record: Path | None = None, snapshot_dir: Path = Path("."), blur: bool = False) -> LiveStats:
     """Show annotated frames until the source ends or the user quits."""
     frame_source = source if isinstance(source, FrameSource) else open_source(source)
     info = frame_source.info
@@ -74,12 +75,12 @@ def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: 
     video = VideoSink(record, info.fps, (info.width, info.height)) if record else None
     show_bars, recent = False, deque(maxlen=30)
     try:
-        with WindowSink(f"emolive - {info.location}") as window:
+        with graceful_stop() as stop, WindowSink(f"emolive - {info.location}") as window:
             for result in recognizer.stream(frames):
                 recent.append(time.perf_counter())
                 for face in result.faces:
                     stats.labels_by_id.setdefault(face.id, Counter())[face.label] += 1
-                annotated = draw_faces(result.frame.image, result.faces)
+                annotated = draw_faces(result.frame.image, result.faces, blur=blur)
                 if records is not None:
                     records.write(result)
                 if video is not None:
@@ -88,7 +89,7 @@ def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: 
                 if reader is not None:
                     stats.dropped = reader.dropped
                 if show_bars:  # bars first, so the boxes and tags stay readable on top of them
-                    annotated = draw_faces(draw_prob_bars(to_bgr(result.frame.image).copy(), result.faces), result.faces)
+                    annotated = draw_faces(draw_prob_bars(to_bgr(result.frame.image).copy(), result.faces), result.faces, blur=blur)
                 fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
                 draw_hud(annotated, f"{fps:5.1f} FPS | {recognizer.engine.name} | {len(result.faces)} face(s) | "
                                     f"{stats.dropped} dropped | q quit  p pause  d bars  s snapshot")
@@ -115,7 +116,7 @@ def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: 
                     if key == PAUSE_KEY:
                         key = -1
                         break
-                if key in QUIT_KEYS or window.closed_by_user:
+                if key in QUIT_KEYS or window.closed_by_user or stop.is_set():
                     break
     except KeyboardInterrupt:
         pass

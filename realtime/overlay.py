@@ -27,11 +27,24 @@ def color_for(label: str) -> tuple[int, int, int]:
     return EMOTION_COLORS_BGR.get(label, _FALLBACK)
 
 
-def draw_faces(image: np.ndarray, faces: Sequence[FaceResult], *, show_id: bool = True) -> np.ndarray:
-    """Return a BGR copy of ``image`` with each face's box and "#id label 87%" tag drawn on it."""
+def blur_faces(canvas: np.ndarray, faces: Sequence[FaceResult]) -> np.ndarray:
+    """Blur, in place, every face box so nobody can be recognized in the output."""
+    for face in faces:
+        x, y, w, h = face.box
+        region = canvas[y:y + h, x:x + w]
+        if region.size:
+            small = cv2.resize(region, (max(1, w // 12), max(1, h // 12)), interpolation=cv2.INTER_AREA)
+            canvas[y:y + h, x:x + w] = cv2.GaussianBlur(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), max(1.0, w / 30))
+    return canvas
+
+
+def draw_faces(image: np.ndarray, faces: Sequence[FaceResult], *, show_id: bool = True, blur: bool = False) -> np.ndarray:
+    """Return a BGR copy of ``image`` with each face's box and "#id label 87%" tag drawn on it (faces blurred if asked)."""
     from .detectors import to_bgr
 
     canvas = to_bgr(image).copy()
+    if blur:
+        blur_faces(canvas, faces)
     height, width = canvas.shape[:2]
     unit = max(1.0, min(height, width) / 480.0)
     thickness = max(1, int(round(2 * unit)))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emolive.models.preprocess import preprocess_faces
+from emolive.models.preprocess import preprocess_faces, validate_image
 from emolive.models.shipped import resolve_model_path
 
 from .detectors import FaceDetector, create_detector
@@ -111,6 +111,7 @@ class Recognizer:
 
     # -- internals -----------------------------------------------------------------------------
     def _classify(self, image: np.ndarray, timings: dict[str, float]) -> tuple[list[Detection], np.ndarray, np.ndarray]:
+        validate_image(image)
         tic = time.perf_counter()
         detections = self.detector.detect(image)
         toc = time.perf_counter()

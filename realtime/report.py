@@ -107,6 +107,11 @@ def plot_distribution(summary: RunSummary, path: Path, *, counts: bool = False) 
         plt.close(fig)
 
 
+def _text(value: str) -> str:
+    """HTML-escaped text; bytes of file names that are not valid UTF-8 show as U+FFFD."""
+    return html.escape(value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+
+
 def _img(path_or_bytes: Path | bytes, mime: str, alt: str) -> str:
     data = path_or_bytes if isinstance(path_or_bytes, bytes) else path_or_bytes.read_bytes()
     return f'<img alt="{html.escape(alt)}" src="data:{mime};base64,{base64.b64encode(data).decode()}">'
@@ -130,12 +135,12 @@ def render_html(summary: RunSummary, plots: dict[str, Path], thumbnails: dict[in
     figures = "".join(f'<figure>{_img(path, "image/png", title)}<figcaption>{html.escape(title)}</figcaption></figure>'
                       for title, path in plots.items())
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>emolive report: {html.escape(summary.source)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>emolive report: {_text(summary.source)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;font-size:14px}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f3f3f3}}img{{max-width:100%}}
 td img{{height:64px}}figure{{margin:1.5em 0}}figcaption{{color:#666;font-size:13px}}</style></head>
 <body><h1>emolive report</h1>
-<p>Source: <code>{html.escape(summary.source)}</code> &middot; {summary.frames} frames, faces in {summary.frames_with_faces}
+<p>Source: <code>{_text(summary.source)}</code> &middot; {summary.frames} frames, faces in {summary.frames_with_faces}
 &middot; {len(summary.faces)} tracked face id(s)</p>
 <h2>Summary</h2>
 <table id="summary"><tr><th>id</th><th>face</th><th>frames</th><th>seconds on screen</th><th>first seen (s)</th>

@@ -107,7 +107,12 @@ class JsonlSink:
         self.lines = 0
 
     def write(self, result: FrameResult) -> None:
-        self._handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        line = json.dumps(result.to_dict(), ensure_ascii=False)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a file name that is not valid UTF-8: keep it, \u-escaped
+            line = json.dumps(result.to_dict())
+        self._handle.write(line + "\n")
         self._handle.flush()
         self.lines += 1
 

@@ -139,7 +139,7 @@ def _probe_capture(kind: str, location: str | int) -> FrameSource:
         raise InputError(f"{location} cannot be opened as a video (corrupt or unsupported codec); re-encode it to H.264 MP4")
     try:
         fps = capture.get(cv2.CAP_PROP_FPS)
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if kind != "camera" else 0
         width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     finally:
         capture.release()
@@ -157,10 +157,42 @@ def _camera_opens(index: int) -> bool:
     return True
 
 
-def iter_capture(info: SourceInfo) -> Iterator[Frame]:
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """How a camera or stream that stops delivering frames is retried: bounded, with growing waits."""
+
+    attempts: int = 5
+    first_delay: float = 0.5
+    factor: float = 2.0
+    max_delay: float = 4.0
+
+    def delays(self) -> list[float]:
+        return [min(self.max_delay, self.first_delay * self.factor ** k) for k in range(self.attempts)]
+
+
+def _reconnect(info: SourceInfo, location: str | int, policy: ReconnectPolicy):
+    """Reopen a live source until it delivers a frame again; returns (capture, image) or (None, None)."""
+    for attempt, delay in enumerate(policy.delays(), 1):
+        log.warning("%s %s stopped delivering frames; reconnecting in %.1f s (attempt %d of %d)",
+                    info.kind, info.location, delay, attempt, policy.attempts)
+        time.sleep(delay)
+        capture = _open_capture(location)
+        if capture is None:
+            continue
+        ok, image = capture.read()
+        if ok and image is not None:
+            return capture, image
+        capture.release()
+    return None, None
+
+
+def iter_capture(info: SourceInfo, policy: ReconnectPolicy = ReconnectPolicy()) -> Iterator[Frame]:
     """Frames from a camera, stream or video file, in order; the capture is released in ``finally``.
 
     A file's frame time is its position (index / fps); a camera's or stream's is seconds since start.
+    A file that ends early (truncated) stops at its last good frame with a warning. A camera or
+    stream that stops delivering is reopened with backoff (``policy``); if it does not come back, a
+    SourceError ends the run after every frame so far was delivered.
     """
     location: str | int = int(info.location) if info.kind == "camera" else info.location
     capture = _open_capture(location)
@@ -171,15 +203,23 @@ def iter_capture(info: SourceInfo) -> Iterator[Frame]:
         while True:
             ok, image = capture.read()
             if not ok or image is None:
-                if info.kind == "video" and info.frame_count and index < info.frame_count:
-                    log.warning("%s: video ends after %d of %d frames (truncated or damaged); outputs stop at the last good frame",
-                                info.location, index, info.frame_count)
-                break
+                finite = info.frame_count is not None and index >= info.frame_count
+                if not info.is_live or finite:
+                    if info.kind == "video" and info.frame_count and index < info.frame_count:
+                        log.warning("%s: video ends after %d of %d frames (truncated or damaged); outputs stop at the last good frame",
+                                    info.location, index, info.frame_count)
+                    break
+                capture.release()
+                capture, image = _reconnect(info, location, policy)
+                if capture is None:
+                    raise SourceError(f"{info.kind} {info.location} stopped delivering frames and did not come back after "
+                                      f"{policy.attempts} reconnect attempts; check the connection and start again")
             stamp = time.perf_counter() - start if info.is_live else index / info.fps
             yield Frame(index=index, time=stamp, source=info.location, image=image)
             index += 1
     finally:
-        capture.release()
+        if capture is not None:
+            capture.release()
 
 
 class LatestFrameReader:

@@ -54,12 +54,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def face_video(path: Path, sample: np.ndarray, frames: int = 20, fps: float = 25.0, size: tuple[int, int] = (480, 360)) -> Path:
     """A video of the sample portrait's face sliding back and forth across a gray frame."""
-    face = cv2.resize(sample[40:260, 130:330], (160, 176))
+    height = min(176, size[1] - 40)
+    face = cv2.resize(sample[40:260, 130:330], (height * 160 // 176, height))
+    top = (size[1] - height) // 2
+    travel = max(0, size[0] - face.shape[1] - 20)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     for i in range(frames):
         canvas = np.full((size[1], size[0], 3), 90, np.uint8)
-        x = 60 + 4 * (i % 60 if (i // 60) % 2 == 0 else 60 - i % 60)
-        canvas[80:80 + face.shape[0], x:x + face.shape[1]] = face
+        x = min(travel, 10 + 4 * (i % 60 if (i // 60) % 2 == 0 else 60 - i % 60))
+        canvas[top:top + face.shape[0], x:x + face.shape[1]] = face
         writer.write(canvas)
     writer.release()
     return path

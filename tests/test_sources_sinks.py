@@ -46,6 +46,7 @@ def test_unicode_and_spaces_in_image_paths(tmp_path, sample_bgr):
     (lambda p: (p / "e").mkdir() or p / "e", "has no images"),
     (lambda p: (p / "a.xyz").write_text("x") and p / "a.xyz", "unsupported input type"),
     (lambda p: (p / "b.png").write_bytes(b"\x89PNG broken") and p / "b.png", "not a readable image"),
+    (lambda p: (p / "zero.jpg").write_bytes(b"") or p / "zero.jpg", "not a readable image"),
     (lambda p: (p / "c.mp4").write_bytes(b"garbage") and p / "c.mp4", "cannot be opened as a video"),
 ])
 def test_bad_inputs_raise_input_error(tmp_path, make, message):
