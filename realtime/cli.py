@@ -47,8 +47,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line error format."""
+
+    def error(self, message: str):
+        self.exit(2, f"emo-live: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emo-live", description="Real-time facial emotion recognition.",
+    parser = _Parser(prog="emo-live", description="Real-time facial emotion recognition.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1])
     sub = parser.add_subparsers(dest="command", metavar="MODE")
 

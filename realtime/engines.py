@@ -16,7 +16,8 @@ from emolive.models.errors import EngineUnavailableError, ModelError
 from emolive.models.info import ModelInfo
 from emolive.models.onnx_io import INPUT_NAME, open_onnx_session, read_onnx_info
 
-ENGINES: tuple[str, ...] = ("auto", "onnxruntime")
+ENGINES: tuple[str, ...] = ("auto", "onnxruntime", "tensorrt", "torch")
+"""Engine names users can ask for; ``available_engines()`` says which run here."""
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -81,8 +82,16 @@ class OnnxRuntimeEngine(InferenceEngine):
         self._session = None
 
 
+_NOT_BUILT = {
+    "tensorrt": "the TensorRT engine is not part of this emolive yet (it needs an NVIDIA GPU and the 'tensorrt' package)",
+    "torch": "the PyTorch engine is not part of this emolive yet",
+}
+
+
 def create_engine(name: str, model_path: str | Path, *, threads: int = 0) -> InferenceEngine:
     """Build the engine ``name`` for the ONNX model at ``model_path``; ``auto`` picks the fastest present."""
     if name in ("auto", "onnxruntime"):
         return OnnxRuntimeEngine(model_path, threads=threads)
-    raise EngineUnavailableError(f"engine '{name}' is not available in this build; use --engine onnxruntime (choices: {', '.join(ENGINES)})")
+    if name in _NOT_BUILT:
+        raise EngineUnavailableError(f"engine '{name}' is not available: {_NOT_BUILT[name]}; use --engine onnxruntime")
+    raise EngineUnavailableError(f"unknown engine '{name}'; choose one of {', '.join(ENGINES)}")

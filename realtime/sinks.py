@@ -28,6 +28,9 @@ IMAGE_OUTPUT_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 def prepare_output(path: Path) -> Path:
     """Create the output's folder if missing; fail clearly if it cannot be written."""
     folder = path.parent if path.suffix else path
+    blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise OutputError(f"cannot create output folder {folder}: {blocking} is a file; choose another location with -o")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

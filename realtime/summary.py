@@ -57,13 +57,19 @@ class RunSummary:
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Load per-frame records; a malformed line raises InputError naming it."""
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path} line {number} is not valid JSON ({exc.msg}); pass a JSONL written by emo-live annotate") from None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise InputError(f"{path} line {number} is not valid JSON ({exc.msg}); pass a JSONL written by emo-live annotate") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a UTF-8 text file; pass a JSONL written by emo-live annotate") from None
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, dict) or not {"frame", "time", "source", "faces"} <= set(record):
+            raise InputError(f"{path} record {number} lacks frame/time/source/faces; pass a JSONL written by emo-live annotate")
     return records
 
 

@@ -59,6 +59,10 @@ def test_annotate_folder_writes_an_image_per_input_and_one_record_each(tmp_path,
     (["annotate", "-o", "x.jpg", "--engine", "onnxruntime", "--detector", "none", "--model", "/"], "is a folder"),
     (["--camera", "7"], "camera 7 cannot be opened"),
     (["eval", "--data", "nowhere", "--split", "PrivateTest"], "does not exist"),
+    (["annotate", "-o", "x.jpg", "--detector", "yolo"], "invalid choice: 'yolo'"),
+    (["annotate"], "required: -o/--output"),
+    (["annotate", "-o", "x.jpg", "--engine", "tensorrt"], "engine 'tensorrt' is not available"),
+    (["report", "/bin/sh", "-o", "rep"], "not a UTF-8 text file"),
 ])
 def test_user_errors_are_one_line_with_exit_code_2(args, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "emolive.realtime.cli", *args], capture_output=True, text=True, cwd=tmp_path, timeout=300)
