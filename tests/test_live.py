@@ -102,3 +102,45 @@ def test_keys_bars_snapshot_pause_and_quit(display, tiny_model, sample_bgr, tmp_
     bar_background = np.all(image == (30, 30, 30), axis=2).sum()
     assert bar_background > 200  # the probability bars toggled on with d
     assert "snapshot" in err and "face id" in err  # the closing summary
+
+
+def test_camera_lost_mid_run_ends_cleanly_with_outputs_finalized(display, tiny_model, sample_bgr, tmp_path, monkeypatch):
+    import cv2
+    import numpy as np
+
+    import emolive.realtime.sources as sources
+    from emolive.models.errors import SourceError
+    from emolive.realtime import Recognizer
+    from emolive.realtime.live import run_live
+
+    frame = cv2.resize(sample_bgr, (320, 240))
+
+    class UnpluggedAfter:
+        def __init__(self, frames):
+            self.left = frames
+
+        def read(self):
+            real_sleep(0.01)
+            if self.left <= 0:
+                return False, None
+            self.left -= 1
+            return True, frame.copy()
+
+        def release(self):
+            pass
+
+    opens = iter([UnpluggedAfter(25)] + [None] * 5)
+    monkeypatch.setattr(sources, "_open_capture", lambda location: next(opens))
+    real_sleep = time.sleep
+    monkeypatch.setattr(sources.time, "sleep", lambda seconds: None if seconds >= 0.5 else real_sleep(seconds))  # skip backoff waits
+    monkeypatch.setenv("DISPLAY", display)
+    source = sources.FrameSource(sources.SourceInfo("camera", "0", 30.0, None, 320, 240))
+    jsonl, video = tmp_path / "r.jsonl", tmp_path / "rec.mp4"
+    with Recognizer(tiny_model) as recognizer, pytest.raises(SourceError, match="did not come back after 5 reconnect attempts"):
+        run_live(recognizer, source, jsonl=jsonl, record=video)
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert 0 < len(records) <= 25  # the newest frames were shown; none is half-written
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(records)  # the recording was finalized
+    capture.release()
+    assert np.all([r["faces"] for r in records])

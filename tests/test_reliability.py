@@ -325,3 +325,18 @@ def test_random_frames_never_raise_anything_but_documented_errors(tiny_model):
         check()
     finally:
         recognizer.close()
+
+
+def test_nothing_leaves_the_machine(tmp_path, monkeypatch, sample_bgr):
+    """A whole run with the shipped model, detector and report, with every outgoing connection refused."""
+    import socket
+
+    def refuse(self, address):
+        raise AssertionError(f"emolive tried to connect to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: refuse(None, a[0] if a else None))
+    clip = face_video(tmp_path / "c.mp4", sample_bgr, frames=6)
+    assert main(["annotate", str(clip), "-o", str(tmp_path / "o.mp4"), "--quiet"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "o.jsonl", "o.mp4", "o_report"]  # no crops saved unasked
