@@ -17,11 +17,10 @@ from .errors import (
 from .info import ModelInfo
 from .labels import EMOTIONS
 from .preprocess import Box, PreprocessSpec, preprocess_faces
-from .shipped import SHIPPED_MODELS, resolve_model_path
+from .shipped import resolve_model_path, shipped_models
 
 __all__ = [
     "EMOTIONS",
-    "SHIPPED_MODELS",
     "Box",
     "DataError",
     "DependencyError",
@@ -35,4 +34,5 @@ __all__ = [
     "SourceError",
     "preprocess_faces",
     "resolve_model_path",
+    "shipped_models",
 ]

@@ -37,9 +37,6 @@ def _manifest() -> dict[str, ShippedModel]:
     return models
 
 
-SHIPPED_MODELS: tuple[str, ...] = ("default",)
-
-
 def shipped_models() -> dict[str, ShippedModel]:
     """Name (and alias, e.g. ``default``) -> shipped model."""
     return dict(_manifest())

@@ -8,14 +8,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from collections.abc import Sequence
+
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from emolive.models.errors import OutputError
 
 from .overlay import draw_faces
 from .pipeline import Recognizer
-from .records import Frame
+from .records import FaceResult, Frame
 from .samples import SAMPLE_NAME, sample_frames
 from .signals import graceful_stop
 from .sinks import IMAGE_OUTPUT_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, JsonlSink, VideoSink, write_image
@@ -98,7 +101,7 @@ class ThumbnailCollector:
         self.size = size
         self._best: dict[int, tuple[float, bytes]] = {}
 
-    def update(self, image, faces) -> None:
+    def update(self, image: np.ndarray, faces: Sequence[FaceResult]) -> None:
         from .detectors import to_bgr
 
         for face in faces:

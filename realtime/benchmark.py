@@ -24,13 +24,13 @@ from emolive.models.shipped import resolve_model_path
 
 from .engines import ENGINES, InferenceEngine, create_engine
 from .overlay import draw_faces
-from .pipeline import Recognizer
+from .pipeline import STAGES, Recognizer
 from .records import Frame
 from .samples import synthetic_frames
 from .sinks import VideoSink
 from .sources import FrameSource, open_source
 
-STAGE_ORDER: tuple[str, ...] = ("decode", "detect", "preprocess", "classify", "track", "render", "encode")
+STAGE_ORDER: tuple[str, ...] = (*STAGES, "render", "encode")
 
 
 @dataclass(frozen=True)

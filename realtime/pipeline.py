@@ -25,7 +25,8 @@ from .smoothing import Smoother, create_smoother
 from .sources import FrameSource, open_source
 from .tracking import IoUTracker
 
-STAGES: tuple[str, ...] = ("decode", "detect", "preprocess", "classify", "track")  # "track" includes smoothing
+STAGES: tuple[str, ...] = ("decode", "detect", "preprocess", "classify", "track")
+"""Keys of ``FrameResult.timings`` (milliseconds); ``track`` includes smoothing."""
 
 
 class Recognizer:
@@ -54,14 +55,14 @@ class Recognizer:
     # -- single images -------------------------------------------------------------------------
     def predict(self, image: np.ndarray) -> list[FaceResult]:
         """Faces in one image with their emotions; ids number the faces 1..N (no tracking)."""
-        detections, probs, _ = self._classify(image, {})
+        detections, probs = self._classify(image, {})
         return self._results(detections, probs, list(range(1, len(detections) + 1)))
 
     # -- streams -------------------------------------------------------------------------------
     def process(self, frame: Frame, *, track: bool = True) -> FrameResult:
         """Classify one frame of a stream; ``track`` keeps ids across calls (reset with ``reset()``)."""
         timings: dict[str, float] = {}
-        detections, probs, _ = self._classify(frame.image, timings)
+        detections, probs = self._classify(frame.image, timings)
         tic = time.perf_counter()
         raw = None
         if track:
@@ -79,15 +80,11 @@ class Recognizer:
 
         Frames of a video or camera are tracked; images of a folder are independent (ids restart).
         """
-        frames: Iterable[Frame]
-        track = True
         if isinstance(source, (str, int, Path)):
             source = open_source(source)
-        if isinstance(source, FrameSource):
-            track = source.info.kind not in ("image", "folder")
-        frames = source
+        track = not (isinstance(source, FrameSource) and source.info.kind in ("image", "folder"))
         self.reset()
-        iterator = iter(frames)
+        iterator = iter(source)
         try:
             while True:
                 tic = time.perf_counter()
@@ -110,7 +107,7 @@ class Recognizer:
         self.smoother.reset()
 
     # -- internals -----------------------------------------------------------------------------
-    def _classify(self, image: np.ndarray, timings: dict[str, float]) -> tuple[list[Detection], np.ndarray, np.ndarray]:
+    def _classify(self, image: np.ndarray, timings: dict[str, float]) -> tuple[list[Detection], np.ndarray]:
         validate_image(image)
         tic = time.perf_counter()
         detections = self.detector.detect(image)
@@ -121,7 +118,7 @@ class Recognizer:
         probs = self.engine.classify(batch)
         tuc = time.perf_counter()
         timings.update(detect=(toc - tic) * 1000.0, preprocess=(tac - toc) * 1000.0, classify=(tuc - tac) * 1000.0)
-        return detections, probs, batch
+        return detections, probs
 
     def _results(self, detections: list[Detection], probs: np.ndarray, ids: list[int], raw: np.ndarray | None = None) -> list[FaceResult]:
         return [FaceResult(id=i, box=d.box, detection_score=d.score, labels=self.labels, probs=tuple(float(p) for p in row),

@@ -56,9 +56,6 @@ class FrameSource:
             return iter_images(self.paths)
         return iter_capture(self.info)
 
-    def __len__(self) -> int:
-        return self.info.frame_count or 0
-
 
 def open_source(spec: str | int | os.PathLike[str]) -> FrameSource:
     """Probe ``spec``: an int (or digit string) is a camera index, ``scheme://`` a stream, else a path."""

@@ -59,3 +59,14 @@ def test_whole_image_detector_classifies_pre_cropped_faces(tiny_model):
     with Recognizer(tiny_model, detector="none") as recognizer:
         (face,) = recognizer.predict(crop)
         assert face.box == (0, 0, 48, 48)
+
+
+def test_public_api_surface():
+    import emolive.models as models
+    import emolive.realtime as realtime
+
+    for module in (models, realtime):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+    assert {"Recognizer", "FaceResult", "FrameResult", "open_source", "create_detector"} <= set(realtime.__all__)
+    assert {"preprocess_faces", "PreprocessSpec", "EMOTIONS", "EmoliveError"} <= set(models.__all__)
