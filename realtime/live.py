@@ -97,24 +97,20 @@ def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: 
                 if info.kind == "video":
                     wait_ms = max(1, int((result.frame.time - (time.perf_counter() - start[0])) * 1000))
                 key = window.show(annotated, wait_ms)
-                while True:
+                paused = key == PAUSE_KEY
+                while True:  # handle the key; while paused, keep handling keys until p (resume) or quit
                     if key == SNAPSHOT_KEY:
                         path = snapshot_dir / f"emolive_snapshot_{result.frame.index:06d}.png"
                         write_image(path, annotated)
                         stats.snapshots.append(path)
                     elif key == BARS_KEY:
                         show_bars = not show_bars
-                    if key != PAUSE_KEY:
+                    if not paused or key in QUIT_KEYS or window.closed_by_user or stop.is_set():
                         break
                     paused_at = time.perf_counter()
-                    key = -1
-                    while key not in (PAUSE_KEY, *QUIT_KEYS) and not window.closed_by_user:
-                        key = window.show(annotated, 50)
-                        if key in (SNAPSHOT_KEY, BARS_KEY):
-                            break
+                    key = window.show(annotated, 50)
                     start[0] += time.perf_counter() - paused_at  # a paused file resumes where it stopped
                     if key == PAUSE_KEY:
-                        key = -1
                         break
                 if key in QUIT_KEYS or window.closed_by_user or stop.is_set():
                     break

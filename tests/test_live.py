@@ -82,10 +82,10 @@ def test_keys_bars_snapshot_pause_and_quit(display, tiny_model, sample_bgr, tmp_
         time.sleep(0.2)
     press("d")
     time.sleep(0.4)
-    press("s")
     press("p")
     time.sleep(0.5)
     paused = lines()
+    press("s")  # a snapshot while paused keeps the pause
     time.sleep(1.0)
     assert lines() == paused  # no new frames while paused
     press("p")
