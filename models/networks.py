@@ -52,6 +52,67 @@ class BaselineCNN(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+class BasicBlock(nn.Module):
+    """Two 3x3 conv + BN layers with an identity (or 1x1 projection) shortcut, ReLU after the sum."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class FaceResNet(nn.Module):
+    """A residual network sized for 48x48 face crops.
+
+    A 3x3 stem at full resolution, then one stage per entry of ``widths``/``depths``; every stage starts
+    with a stride-2 block, so four stages take 48 -> 24 -> 12 -> 6 -> 3. Global average pooling gives the
+    ``num_features``-long vector that ``forward_features`` returns; the head is dropout + linear.
+    """
+
+    def __init__(self, num_classes: int = 7, *, widths: Sequence[int] = (64, 128, 256, 512), depths: Sequence[int] = (2, 2, 2, 2),
+                 stem: int = 32, dropout: float = 0.3, in_channels: int = 1) -> None:
+        super().__init__()
+        if len(widths) != len(depths) or not widths:
+            raise ValueError(f"widths and depths need one entry per stage, got {tuple(widths)} and {tuple(depths)}")
+        self.stem = conv_bn_relu(in_channels, stem)
+        stages: list[nn.Module] = []
+        channels = stem
+        for width, depth in zip(widths, depths):
+            blocks = [BasicBlock(channels, width, stride=2)] + [BasicBlock(width, width) for _ in range(depth - 1)]
+            stages.append(nn.Sequential(*blocks))
+            channels = width
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, num_classes))
+        self.num_features = channels
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        for module in self.modules():  # zero-init the last BN of each block: every block starts as identity
+            if isinstance(module, BasicBlock):
+                nn.init.zeros_(module.bn2.weight)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.stages(self.stem(x)))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
 class HFlipAverage(nn.Module):
     """Test-time augmentation: average the logits of each face and its mirror image (one graph)."""
 
