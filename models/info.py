@@ -17,6 +17,7 @@ from .preprocess import PreprocessSpec
 
 METADATA_KEY = "emolive"
 TTA_MODES: tuple[str, ...] = ("none", "hflip")
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 FORMAT_VERSION = 1
 
 
@@ -33,8 +34,11 @@ class ModelInfo:
     temperature: float = 1.0
     test_time_augmentation: str = "none"
     version: str = "0.1.0"
+    precision: str = "fp32"  # numeric precision of the weights/activations in this file (int8: quantized)
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.test_time_augmentation not in TTA_MODES:
             raise ValueError(f"test_time_augmentation must be one of {TTA_MODES}, got {self.test_time_augmentation!r}")
         object.__setattr__(self, "labels", validate_labels(self.labels))
@@ -59,6 +63,7 @@ class ModelInfo:
             "temperature": self.temperature,
             "test_time_augmentation": self.test_time_augmentation,
             "version": self.version,
+            "precision": self.precision,
         }, sort_keys=True)
 
     @classmethod
@@ -78,6 +83,7 @@ class ModelInfo:
                 temperature=float(data.get("temperature", 1.0)),
                 test_time_augmentation=str(data.get("test_time_augmentation", "none")),
                 version=str(data.get("version", "")),
+                precision=str(data.get("precision", "fp32")),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"{source} has malformed '{METADATA_KEY}' metadata ({exc}); re-export the model with 'emo-live export'") from None

@@ -113,6 +113,39 @@ class FaceResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+class MLP(nn.Module):
+    """Multilayer perceptron on the raw pixels: the floor any convolutional model must beat.
+
+    flatten -> (Linear -> BN -> ReLU -> Dropout) per entry of ``hidden`` -> Linear(num_classes).
+    ``forward_features`` returns the last hidden vector.
+    """
+
+    def __init__(self, num_classes: int = 7, *, hidden: Sequence[int] = (1024, 512), dropout: float = 0.3,
+                 input_size: int = 48, in_channels: int = 1) -> None:
+        super().__init__()
+        if not hidden:
+            raise ValueError("hidden needs at least one layer width")
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_channels * input_size * input_size
+        for i, size in enumerate(hidden):
+            if i:
+                layers.append(nn.Dropout(dropout))
+            layers += [nn.Linear(width, size, bias=False), nn.BatchNorm1d(size), nn.ReLU(inplace=True)]
+            width = size
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
+        self.num_features = width
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
 class HFlipAverage(nn.Module):
     """Test-time augmentation: average the logits of each face and its mirror image (one graph)."""
 
@@ -122,3 +155,30 @@ class HFlipAverage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return 0.5 * (self.model(x) + self.model(torch.flip(x, dims=[3])))
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Averaged logits (as ``forward``) and the average of the two views' penultimate features."""
+        plain, mirrored = self.model.forward_features(x), self.model.forward_features(torch.flip(x, dims=[3]))
+        logits = 0.5 * (self.model.forward_head(plain) + self.model.forward_head(mirrored))
+        return logits, 0.5 * (plain + mirrored)
+
+
+class LogitsAndFeatures(nn.Module):
+    """Export wrapper: ``x -> (logits, penultimate features)`` for a network with ``forward_features``/``forward_head``
+    (or an :class:`HFlipAverage` around one)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(self.model, HFlipAverage):
+            return self.model.forward_with_features(x)
+        features = self.model.forward_features(x)
+        return self.model.forward_head(features), features
+
+
+def has_features(model: nn.Module) -> bool:
+    """Whether ``model`` (or the network inside an :class:`HFlipAverage`) exposes penultimate features."""
+    inner = model.model if isinstance(model, HFlipAverage) else model
+    return hasattr(inner, "forward_features") and hasattr(inner, "forward_head")

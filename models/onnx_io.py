@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+FEATURES_NAME = "features"
 OPSET = 18
 
 
@@ -21,13 +22,15 @@ def export_onnx(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str],
     """Export ``model`` to ONNX with a dynamic batch axis and ``info`` embedded as metadata.
 
     The graph maps ``input`` (N, 1, S, S) float32, preprocessed by :func:`preprocess_faces`, to
-    ``logits`` (N, num_classes). ``info.test_time_augmentation == "hflip"`` builds the mirror-averaging
-    into the graph. Written to a temporary name and renamed when complete.
+    ``logits`` (N, num_classes) and, for networks with ``forward_features``, a second output
+    ``features`` (N, F): the penultimate vector a temporal head consumes.
+    ``info.test_time_augmentation == "hflip"`` builds the mirror-averaging into the graph (of the
+    logits and of the features). Written to a temporary name and renamed when complete.
     """
     import onnx
     import torch
 
-    from .networks import HFlipAverage
+    from .networks import HFlipAverage, LogitsAndFeatures, has_features
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,11 +38,14 @@ def export_onnx(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str],
     model = model.eval().to(memory_format=torch.contiguous_format)
     if info.test_time_augmentation == "hflip":
         model = HFlipAverage(model).eval()
+    output_names = [OUTPUT_NAME]
+    if has_features(model):
+        model, output_names = LogitsAndFeatures(model).eval(), [OUTPUT_NAME, FEATURES_NAME]
     example = torch.zeros(2, 1, size, size)
     tmp = path.with_name(path.name + ".part")
     program = torch.onnx.export(
         model, (example,), dynamo=True, opset_version=opset,
-        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        input_names=[INPUT_NAME], output_names=output_names,
         dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False,
     )
     proto = program.model_proto

@@ -21,6 +21,8 @@ class ShippedModel:
     safetensors: str
     card: str
     sha256: str
+    temporal: str = ""
+    """The CNN's temporal head (``--smooth lstm``) beside it, if one ships."""
 
 
 def weights_dir() -> Path:

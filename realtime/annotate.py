@@ -18,11 +18,12 @@ from emolive.models.errors import OutputError
 
 from .overlay import draw_faces
 from .pipeline import Recognizer
-from .records import FaceResult, Frame
+from .records import FaceResult, Frame, FrameResult
 from .samples import SAMPLE_NAME, sample_frames
 from .signals import graceful_stop
 from .sinks import IMAGE_OUTPUT_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, JsonlSink, VideoSink, write_image
 from .sources import FrameSource, SourceInfo, open_source
+from .workers import BackgroundWriter
 
 log = logging.getLogger(__name__)
 
@@ -146,26 +147,36 @@ def annotate(recognizer: Recognizer, input_path: str | FrameSource | list[Frame]
     video = VideoSink(output_path, info.fps, (info.width, info.height)) if info.kind == "video" else None
     try:
         with graceful_stop() as stop, JsonlSink(jsonl_path) as records:
+
+            def write(result: FrameResult) -> dict[str, float]:
+                """Render, encode and record one frame (on the writer thread)."""
+                t0 = time.perf_counter()
+                annotated = draw_faces(result.frame.image, result.faces, blur=blur)
+                t1 = time.perf_counter()
+                if video is not None:
+                    video.write(annotated)
+                elif folder_input is not None:
+                    write_image(output_path / Path(result.frame.source).name, annotated)
+                else:
+                    write_image(output_path, annotated)
+                t2 = time.perf_counter()
+                records.write(result)
+                if collector is not None:
+                    collector.update(result.frame.image, result.faces)
+                return {"render": (t1 - t0) * 1000.0, "encode": (t2 - t1) * 1000.0}
+
             bar = tqdm(total=info.frame_count, unit="frame", desc="annotate", disable=not progress, dynamic_ncols=True, file=sys.stderr)
             try:
-                for result in recognizer.stream(source):
-                    annotated = draw_faces(result.frame.image, result.faces, blur=blur)
-                    if video is not None:
-                        video.write(annotated)
-                    elif folder_input is not None:
-                        write_image(output_path / Path(result.frame.source).name, annotated)
-                    else:
-                        write_image(output_path, annotated)
-                    records.write(result)
-                    if collector is not None:
-                        collector.update(result.frame.image, result.faces)
-                    frames += 1
-                    faces += len(result.faces)
-                    with_faces += bool(result.faces)
-                    bar.update(1)
-                    if stop.is_set():
-                        interrupted = True
-                        break
+                with BackgroundWriter(write) as writer:
+                    for result in recognizer.stream(source, track=info.kind == "video"):
+                        writer.submit(result)
+                        frames += 1
+                        faces += len(result.faces)
+                        with_faces += bool(result.faces)
+                        bar.update(1)
+                        if stop.is_set():
+                            interrupted = True
+                            break
             finally:
                 bar.close()
         finished = True

@@ -15,18 +15,24 @@ from pathlib import Path
 
 import numpy as np
 
+from emolive.models.errors import InputError
 from emolive.models.preprocess import preprocess_faces, validate_image
 from emolive.models.shipped import resolve_model_path
 
 from .detectors import FaceDetector, create_detector
 from .engines import InferenceEngine, create_engine
+from .following import FaceFollower, SceneMonitor, gray_frame
 from .records import Detection, FaceResult, Frame, FrameResult
-from .smoothing import Smoother, create_smoother
+from .smoothing import DEFAULT_DWELL, DEFAULT_HYSTERESIS, DEFAULT_SMOOTH, Smoother, create_smoother
 from .sources import FrameSource, open_source
 from .tracking import IoUTracker
+from .workers import PrefetchReader
 
 STAGES: tuple[str, ...] = ("decode", "detect", "preprocess", "classify", "track")
-"""Keys of ``FrameResult.timings`` (milliseconds); ``track`` includes smoothing."""
+"""Keys of ``FrameResult.timings`` (milliseconds); ``track`` includes following faces between detections and smoothing."""
+
+DEFAULT_DETECT_EVERY = 3
+"""Run the detector on every 3rd video frame and follow faces in between (see README, 'Detection schedule')."""
 
 
 class Recognizer:
@@ -34,57 +40,127 @@ class Recognizer:
 
     ``model`` is a shipped model name (``default``) or a path to an ``.onnx`` file; ``detector`` one of
     auto (MediaPipe, Haar if MediaPipe cannot load), mediapipe, mediapipe-short, haar, none; ``engine`` auto or onnxruntime; ``threads`` the
-    inference threads (0 = ONNX Runtime's choice); ``smooth`` none or ema (per tracked face, on streams).
+    inference threads (0 = ONNX Runtime's choice); ``smooth`` auto, none, ema or lstm (per tracked face, on streams;
+    auto = the CNN's LSTM head if it has one, else EMA); ``hysteresis`` (a probability margin) and ``dwell`` (frames)
+    hold each track's displayed label against brief challengers; ``detect_every`` the detection schedule on video.
     Use it as a context manager, or call ``close()``.
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = "default", *, detector: str | FaceDetector = "auto",
                  engine: str | InferenceEngine = "auto", threads: int = 0, max_age: int = 15,
-                 smooth: str | Smoother = "none", smooth_alpha: float = 0.7) -> None:
+                 smooth: str | Smoother = DEFAULT_SMOOTH, smooth_alpha: float = 0.7, hysteresis: float = DEFAULT_HYSTERESIS,
+                 dwell: int = DEFAULT_DWELL,
+                 detect_every: int = DEFAULT_DETECT_EVERY) -> None:
+        if detect_every < 1:
+            raise InputError(f"detect_every must be at least 1 (1 = run the detector on every frame), got {detect_every}")
+        self._owns_engine = not isinstance(engine, InferenceEngine)
+        self._owns_detector = not isinstance(detector, FaceDetector)
         self.engine = engine if isinstance(engine, InferenceEngine) else create_engine(engine, resolve_model_path(model), threads=threads)
         try:
+            self.info = self.engine.info
+            self.labels = self.info.labels
+            self.smoother = smooth if isinstance(smooth, Smoother) else create_smoother(
+                smooth, alpha=smooth_alpha, margin=hysteresis, dwell=dwell, cnn_path=getattr(self.engine, "path", None), labels=self.labels)
             self.detector = detector if isinstance(detector, FaceDetector) else create_detector(detector)
-        except Exception:
-            self.engine.close()
+        except BaseException:
+            if self._owns_engine:
+                self.engine.close()
             raise
-        self.info = self.engine.info
-        self.labels = self.info.labels
         self.tracker = IoUTracker(max_age=max_age)
-        self.smoother = smooth if isinstance(smooth, Smoother) else create_smoother(smooth, alpha=smooth_alpha)
+        self.detect_every = detect_every
+        # One call now, so the first frame does not pay for ONNX Runtime's first-run allocations.
+        size = self.info.preprocess.size
+        self.engine.infer(np.zeros((1, 1, size, size), np.float32))
+        self.follower = FaceFollower()
+        self.scene = SceneMonitor()
+        self._previous_gray: np.ndarray | None = None
+        self._since_detection = 0
+        self._scores: dict[int, float] = {}
 
     # -- single images -------------------------------------------------------------------------
     def predict(self, image: np.ndarray) -> list[FaceResult]:
         """Faces in one image with their emotions; ids number the faces 1..N (no tracking)."""
-        detections, probs = self._classify(image, {})
+        validate_image(image)
+        detections = self._detect(image, {})
+        probs, _ = self._infer(image, detections, {})
         return self._results(detections, probs, list(range(1, len(detections) + 1)))
 
     # -- streams -------------------------------------------------------------------------------
     def process(self, frame: Frame, *, track: bool = True) -> FrameResult:
-        """Classify one frame of a stream; ``track`` keeps ids across calls (reset with ``reset()``)."""
-        timings: dict[str, float] = {}
-        detections, probs = self._classify(frame.image, timings)
-        tic = time.perf_counter()
-        raw = None
-        if track:
-            ids = self.tracker.update([d.box for d in detections])
-            smoothed = self.smoother.update(ids, probs, self.tracker.active_ids)
-            if smoothed is not probs:
-                probs, raw = smoothed, probs
-        else:
-            ids = list(range(1, len(detections) + 1))
-        timings["track"] = (time.perf_counter() - tic) * 1000.0
-        return FrameResult(frame=frame, faces=tuple(self._results(detections, probs, ids, raw)), timings=timings)
+        """Classify one frame of a stream; ``track`` keeps ids across calls (reset with ``reset()``).
 
-    def stream(self, source: str | int | os.PathLike[str] | FrameSource | Iterable[Frame]) -> Iterator[FrameResult]:
+        With tracking on, the detector runs every ``detect_every`` frames; in between, the faces in view
+        are followed with optical flow. It runs at once when a followed face is lost, when the frame
+        changes a lot, and after a shot cut (which also starts new tracks).
+        """
+        timings: dict[str, float] = {}
+        image = frame.image
+        validate_image(image)
+        if not track:
+            detections = self._detect(image, timings)
+            probs, _ = self._infer(image, detections, timings)
+            timings["track"] = 0.0
+            return FrameResult(frame=frame, faces=tuple(self._results(detections, probs, list(range(1, len(detections) + 1)))), timings=timings)
+
+        tic = time.perf_counter()
+        follow_ms = 0.0
+        detections: list[Detection] | None = None
+        gray = None
+        if self.detect_every > 1 and not self.detector.whole_image:
+            gray = gray_frame(image)
+            changed, cut = self.scene.update(gray)
+            if cut:
+                self.tracker.end_tracks()
+                self.smoother.reset()
+                self._scores.clear()
+            visible = self.tracker.visible()
+            due = self._since_detection + 1 >= self.detect_every
+            if visible and not (changed or due) and self._previous_gray is not None and self._previous_gray.shape == gray.shape:
+                followed = self.follower.follow(self._previous_gray, gray, [box for _, box in visible])
+                if all(f.quality >= self.follower.min_quality for f in followed):
+                    detections = [Detection(f.box, self._scores.get(track_id, 0.0)) for (track_id, _), f in zip(visible, followed)]
+            self._previous_gray = gray
+            follow_ms = (time.perf_counter() - tic) * 1000.0
+        detected = detections is None
+        if detected:
+            detections = self._detect(image, timings)
+            self._since_detection = 0
+        else:
+            timings["detect"] = 0.0
+            self._since_detection += 1
+        probs, features = self._infer(image, detections, timings)
+        tic = time.perf_counter()
+        ids = self.tracker.update([d.box for d in detections])
+        if detected:
+            alive = set(self.tracker.active_ids)
+            self._scores = {i: s for i, s in self._scores.items() if i in alive}
+            self._scores.update({i: d.score for i, d in zip(ids, detections)})
+        raw = None
+        smoothed = self.smoother.update(ids, probs, self.tracker.active_ids, features=features)
+        held = self.smoother.held_labels(ids)
+        if smoothed is not probs:
+            probs, raw = smoothed, probs
+        timings["track"] = follow_ms + (time.perf_counter() - tic) * 1000.0
+        return FrameResult(frame=frame, faces=tuple(self._results(detections, probs, ids, raw, held)), timings=timings, detected=detected)
+
+    def stream(self, source: str | int | os.PathLike[str] | FrameSource | Iterable[Frame], *, prefetch: bool = True,
+               track: bool | None = None) -> Iterator[FrameResult]:
         """Results for every frame of ``source`` (a path, camera index, URL, FrameSource or frames).
 
-        Frames of a video or camera are tracked; images of a folder are independent (ids restart).
+        Frames of a video or camera are tracked; images of a folder are independent (ids restart);
+        ``track`` overrides that choice (False: every frame is an unrelated still image).
+        Files are decoded on a background thread a few frames ahead (``prefetch``); every frame is
+        kept, in order. ``timings["decode"]`` is the decoding time of the frame.
         """
         if isinstance(source, (str, int, Path)):
             source = open_source(source)
-        track = not (isinstance(source, FrameSource) and source.info.kind in ("image", "folder"))
+        if track is None:
+            track = not (isinstance(source, FrameSource) and source.info.kind in ("image", "folder"))
+        reader = source if isinstance(source, PrefetchReader) else None
+        if prefetch and isinstance(source, FrameSource) and not source.info.is_live:
+            reader = PrefetchReader(source)
         self.reset()
-        iterator = iter(source)
+        iterator = iter(reader if reader is not None else source)
         try:
             while True:
                 tic = time.perf_counter()
@@ -93,6 +169,8 @@ class Recognizer:
                 except StopIteration:
                     return
                 decode_ms = (time.perf_counter() - tic) * 1000.0
+                if reader is not None:
+                    decode_ms = reader.decode_ms.pop(frame.index, decode_ms)
                 result = self.process(frame, track=track)
                 result.timings["decode"] = decode_ms
                 yield result
@@ -102,32 +180,47 @@ class Recognizer:
                 close()
 
     def reset(self) -> None:
-        """Forget tracks and smoothing state (call between unrelated videos)."""
+        """Forget tracks, smoothing state and the detection schedule (call between unrelated videos)."""
         self.tracker.reset()
         self.smoother.reset()
+        self.scene.reset()
+        self._previous_gray = None
+        self._since_detection = 0
+        self._scores.clear()
 
     # -- internals -----------------------------------------------------------------------------
-    def _classify(self, image: np.ndarray, timings: dict[str, float]) -> tuple[list[Detection], np.ndarray]:
-        validate_image(image)
+    def _detect(self, image: np.ndarray, timings: dict[str, float]) -> list[Detection]:
         tic = time.perf_counter()
         detections = self.detector.detect(image)
-        toc = time.perf_counter()
+        timings["detect"] = (time.perf_counter() - tic) * 1000.0
+        return detections
+
+    def _infer(self, image: np.ndarray, detections: list[Detection], timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Preprocess every face of the frame and classify them in one batched call."""
+        tic = time.perf_counter()
         boxes = None if self.detector.whole_image else [d.box for d in detections]
         batch = preprocess_faces(image, boxes, self.info.preprocess) if detections else np.empty((0, 1, 1, 1), np.float32)
-        tac = time.perf_counter()
-        probs = self.engine.classify(batch)
-        tuc = time.perf_counter()
-        timings.update(detect=(toc - tic) * 1000.0, preprocess=(tac - toc) * 1000.0, classify=(tuc - tac) * 1000.0)
-        return detections, probs
+        toc = time.perf_counter()
+        if detections:
+            probs, features = self.engine.infer(batch)
+        else:
+            probs, features = np.empty((0, self.info.num_classes), np.float32), None
+        timings.update(preprocess=(toc - tic) * 1000.0, classify=(time.perf_counter() - toc) * 1000.0)
+        return probs, features
 
-    def _results(self, detections: list[Detection], probs: np.ndarray, ids: list[int], raw: np.ndarray | None = None) -> list[FaceResult]:
+    def _results(self, detections: list[Detection], probs: np.ndarray, ids: list[int], raw: np.ndarray | None = None,
+                 held: np.ndarray | None = None) -> list[FaceResult]:
         return [FaceResult(id=i, box=d.box, detection_score=d.score, labels=self.labels, probs=tuple(float(p) for p in row),
-                           raw_probs=None if raw is None else tuple(float(p) for p in raw[k]))
+                           raw_probs=None if raw is None else tuple(float(p) for p in raw[k]),
+                           held_label=None if held is None else self.labels[int(held[k])])
                 for k, (i, d, row) in enumerate(zip(ids, detections, probs))]
 
     def close(self) -> None:
-        self.detector.close()
-        self.engine.close()
+        """Release the detector and engine this recognizer built (ones passed in stay open for their owner)."""
+        if self._owns_detector:
+            self.detector.close()
+        if self._owns_engine:
+            self.engine.close()
 
     def __enter__(self) -> Recognizer:
         return self

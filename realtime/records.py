@@ -36,9 +36,11 @@ class Detection:
 
 @dataclass(frozen=True)
 class FaceResult:
-    """One classified face. ``probs`` follows ``labels`` order; ``label``/``confidence`` is its argmax.
+    """One classified face. ``probs`` follows ``labels`` order; ``label`` is the label displayed, ``confidence`` its probability.
 
     With temporal smoothing, ``probs`` is the smoothed distribution and ``raw_probs`` this frame's own.
+    ``label`` is the argmax of ``probs``, unless label hysteresis holds an earlier label (``held_label``)
+    against a challenger that has not yet won.
     """
 
     id: int
@@ -47,20 +49,23 @@ class FaceResult:
     labels: tuple[str, ...] = field(repr=False)
     probs: tuple[float, ...]
     raw_probs: tuple[float, ...] | None = None
+    held_label: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.probs) != len(self.labels):
             raise ValueError(f"expected {len(self.labels)} probabilities, got {len(self.probs)}")
         if self.raw_probs is not None and len(self.raw_probs) != len(self.labels):
             raise ValueError(f"expected {len(self.labels)} raw probabilities, got {len(self.raw_probs)}")
+        if self.held_label is not None and self.held_label not in self.labels:
+            raise ValueError(f"held label '{self.held_label}' is not one of {', '.join(self.labels)}")
 
     @property
     def label(self) -> str:
-        return self.labels[int(np.argmax(self.probs))]
+        return self.held_label if self.held_label is not None else self.labels[int(np.argmax(self.probs))]
 
     @property
     def confidence(self) -> float:
-        return float(max(self.probs))
+        return float(self.probs[self.labels.index(self.label)])
 
     def to_dict(self) -> dict[str, Any]:
         record = {
@@ -78,16 +83,21 @@ class FaceResult:
 
 @dataclass(frozen=True)
 class FrameResult:
-    """Everything known about one frame: the frame, its faces, and per-stage milliseconds."""
+    """Everything known about one frame: the frame, its faces, and per-stage milliseconds.
+
+    ``detected`` says whether the face detector ran on this frame (False: boxes followed by optical flow).
+    """
 
     frame: Frame
     faces: tuple[FaceResult, ...]
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    detected: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "frame": self.frame.index,
             "time": round(self.frame.time, 4),
             "source": self.frame.source,
+            "detected": self.detected,
             "faces": [face.to_dict() for face in self.faces],
         }

@@ -237,14 +237,19 @@ class LatestFrameReader:
         self._thread = threading.Thread(target=self._run, name="emolive-capture", daemon=True)
         self.dropped = 0
         self.read = 0
+        self.captured_at: dict[int, float] = {}
+        """perf_counter() when each frame arrived from the source, by frame index (pop it to measure latency)."""
 
     def _run(self) -> None:
         try:
             for frame in self._frames:
+                arrived = time.perf_counter()
                 with self._cond:
                     self.read += 1
                     if self._latest is not None:
                         self.dropped += 1
+                        self.captured_at.pop(self._latest.index, None)
+                    self.captured_at[frame.index] = arrived
                     self._latest = frame
                     self._cond.notify()
                 if self._stop.is_set():

@@ -57,9 +57,17 @@ class IoUTracker:
         self._tracks.clear()
         self._next_id = 1
 
+    def end_tracks(self) -> None:
+        """End every track (after a shot cut); new faces get new ids, numbering continues."""
+        self._tracks.clear()
+
     @property
     def active_ids(self) -> list[int]:
         return [t.id for t in self._tracks]
+
+    def visible(self) -> list[tuple[int, Box]]:
+        """Ids and boxes of the tracks matched on the last update (the faces in view right now)."""
+        return [(t.id, tuple(int(round(v)) for v in t.box)) for t in self._tracks if t.misses == 0]
 
     def update(self, boxes: Sequence[Box]) -> list[int]:
         """Match this frame's ``boxes`` to tracks; returns their ids in the same order."""

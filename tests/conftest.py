@@ -66,3 +66,42 @@ def face_video(path: Path, sample: np.ndarray, frames: int = 20, fps: float = 25
         writer.write(canvas)
     writer.release()
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_with_head(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny CNN with a random-weight temporal head beside it (as train-temporal --install leaves it)."""
+    torch = pytest.importorskip("torch")
+    import shutil
+
+    from emolive.models.labels import EMOTIONS
+    from emolive.models.shipped import file_sha256
+    from emolive.models.temporal import TemporalHead, export_temporal_onnx
+    from emolive.models.temporal_info import TemporalInfo, temporal_head_path
+
+    cnn = tmp_path_factory.mktemp("with_head") / "tiny.onnx"
+    shutil.copyfile(tiny_model, cnn)
+    torch.manual_seed(1)
+    head = TemporalHead(16, len(EMOTIONS), projection=8, hidden_size=6).eval()
+    info = TemporalInfo(labels=EMOTIONS, feature_dim=16, hidden_size=6, projection=8, cnn_sha256=file_sha256(cnn), cnn_name=cnn.name)
+    export_temporal_onnx(head, info, temporal_head_path(cnn))
+    from safetensors.torch import save_file
+
+    save_file(head.state_dict(), str(cnn.with_name("head.safetensors")))  # for tests comparing against PyTorch
+    return cnn
+
+
+def learnable_fer_csv(path: Path, n: int = 420) -> Path:
+    """A tiny FER2013-format CSV (Training/PublicTest/PrivateTest) where each class is a distinct brightness
+    stripe, so a few epochs learn it."""
+    rng = np.random.default_rng(0)
+    rows = ["emotion,pixels,Usage"]
+    for i in range(n):
+        label = i % 7
+        image = np.zeros((48, 48), np.float32)
+        image[:, label * 6:label * 6 + 12] = 200
+        image += rng.normal(0, 20, image.shape)
+        usage = "Training" if i % 5 < 3 else ("PublicTest" if i % 5 == 3 else "PrivateTest")
+        rows.append(f"{label},{' '.join(map(str, np.clip(image, 0, 255).astype(np.uint8).ravel()))},{usage}")
+    path.write_text("\n".join(rows) + "\n")
+    return path

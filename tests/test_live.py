@@ -43,6 +43,10 @@ def test_live_window_plays_a_file_to_the_end(display, tiny_model, sample_bgr, tm
     shown, dropped = re.search(r"live: (\d+) frames in .* (\d+) dropped", err).groups()
     assert len(records) == int(shown) and int(shown) + int(dropped) == 20  # played at 25 FPS, late frames dropped
     assert int(shown) >= 10 and all(r["faces"] for r in records)
+    p50, p95 = map(float, re.search(r"latency capture->overlay p50 ([\d.]+) ms p95 ([\d.]+) ms", err).groups())
+    assert 0 < p50 <= p95
+    seconds = float(re.search(r"frames in ([\d.]+) s", err).group(1))
+    assert seconds >= 20 / 25.0 * 0.9  # never faster than the file's own frame rate
 
 
 @pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed (apt-get install xdotool)")

@@ -36,8 +36,8 @@ def test_predict_one_image(tiny_model, sample_bgr):
 def test_all_faces_of_a_frame_go_through_one_batched_call(tiny_model, sample_bgr):
     calls = []
     with Recognizer(tiny_model) as recognizer:
-        original = recognizer.engine.classify
-        recognizer.engine.classify = lambda batch: calls.append(len(batch)) or original(batch)
+        original = recognizer.engine.infer
+        recognizer.engine.infer = lambda batch: calls.append(len(batch)) or original(batch)
         side_by_side = np.hstack([sample_bgr, sample_bgr, sample_bgr])
         faces = recognizer.predict(side_by_side)
     assert len(faces) == 3 and calls == [3]

@@ -98,8 +98,8 @@ def test_thirty_six_faces_are_classified_in_one_batch(tmp_path, tiny_model, samp
             grid[r * 150 + 9:r * 150 + 141, c * 140 + 10:c * 140 + 130] = face
     with Recognizer(tiny_model, detector="haar") as recognizer:
         batches = []
-        original = recognizer.engine.classify
-        recognizer.engine.classify = lambda batch: batches.append(len(batch)) or original(batch)
+        original = recognizer.engine.infer
+        recognizer.engine.infer = lambda batch: batches.append(len(batch)) or original(batch)
         faces = recognizer.predict(grid)
     assert len(faces) >= 30 and batches == [len(faces)]
 

@@ -83,7 +83,7 @@ def test_jsonl_sink_writes_one_flushed_line_per_frame(tmp_path):
         assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 1  # flushed before close
         sink.write(FrameResult(Frame(1, 0.04, "v.mp4", np.zeros((1, 1))), ()))
     first, second = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert first == {"frame": 0, "time": 0.0, "source": "v.mp4", "faces": [
+    assert first == {"frame": 0, "time": 0.0, "source": "v.mp4", "detected": True, "faces": [
         {"id": 3, "box": [1, 2, 3, 4], "detection_score": 0.9, "label": "b", "confidence": 0.75, "probs": {"a": 0.25, "b": 0.75}}]}
     assert second["faces"] == []
 

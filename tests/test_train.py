@@ -6,28 +6,14 @@ import numpy as np
 import pytest
 
 from emolive.realtime.cli import main
+from conftest import learnable_fer_csv
 
 pytest.importorskip("torch")
 
 
-def _learnable_csv(path, n=420):
-    """Each class is a distinct brightness pattern, so a few epochs learn it."""
-    rng = np.random.default_rng(0)
-    rows = ["emotion,pixels,Usage"]
-    for i in range(n):
-        label = i % 7
-        image = np.zeros((48, 48), np.float32)
-        image[:, label * 6:label * 6 + 12] = 200
-        image += rng.normal(0, 20, image.shape)
-        usage = "Training" if i % 5 < 3 else ("PublicTest" if i % 5 == 3 else "PrivateTest")
-        rows.append(f"{label},{' '.join(map(str, np.clip(image, 0, 255).astype(np.uint8).ravel()))},{usage}")
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
 def test_train_resume_export_and_eval(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
-    data = _learnable_csv(tmp_path / "fer2013.csv")
+    data = learnable_fer_csv(tmp_path / "fer2013.csv", n=420)
     run = tmp_path / "run"
     common = ["train", "--data", str(data), "-o", str(run), "--batch-size", "32", "--augment-strength", "0",
               "--lr", "3e-3", "--ema-decay", "0", "--schedule", "cosine", "--threads", "1"]

@@ -15,11 +15,13 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from tqdm import tqdm
 
 from emolive.calibration.temperature import expected_calibration_error
-from emolive.models.errors import ModelError
+from emolive.models.errors import DataError, ModelError
+from emolive.models.labels import EMOTIONS, FERPLUS_EMOTIONS, label_set_name
 from emolive.models.preprocess import preprocess_faces
 from emolive.models.shipped import resolve_model_path
 from emolive.realtime.engines import InferenceEngine, create_engine
 from emolive.training.data import FerSplit, find_source, load_fer2013
+from emolive.training.ferplus import FERPLUS_FILE, ferplus_targets, find_beside, read_ferplus, rows_of
 
 
 def predict_split(engine: InferenceEngine, split: FerSplit, *, batch_size: int = 256, progress: bool = True,
@@ -51,25 +53,46 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, names: tuple[s
     }
 
 
+def ferplus_majority_split(fer: FerSplit, data: str | os.PathLike[str], ferplus: str | os.PathLike[str] | None = None) -> FerSplit:
+    """The images of ``fer`` that have a FER+ majority label, labelled with it (FERPLUS_EMOTIONS ids)."""
+    path = Path(ferplus) if ferplus else find_beside(data, FERPLUS_FILE)
+    if path is None:
+        raise DataError(f"FER+ evaluation needs {FERPLUS_FILE} beside --data; pass --ferplus PATH")
+    targets = ferplus_targets(fer.keys, fer.name, read_ferplus(path), rows_of(fer.keys, data), "ferplus-majority")
+    keep = targets.keep
+    return FerSplit(fer.name, fer.images[keep], targets.labels[keep], fer.keys[keep])
+
+
 def evaluate_model(model: str | os.PathLike[str], data: str | os.PathLike[str], split: str, *,
-                   engine: str = "auto", batch_size: int = 256, threads: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Load ``model``, predict ``split`` of the FER2013 data at ``data``, and return its metrics."""
+                   engine: str = "auto", batch_size: int = 256, threads: int = 0, progress: bool = True,
+                   labels: str = "auto", ferplus: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Load ``model``, predict ``split`` of the FER2013 data at ``data``, and return its metrics.
+
+    ``labels``: ``fer2013`` (the 7 original labels), ``ferplus-majority`` (FER+ majority labels, rows
+    without a majority dropped), or ``auto``: whichever label set the model's metadata lists.
+    """
     find_source(Path(data))  # a wrong data path is reported before any model loads
     path = resolve_model_path(model)
     with create_engine(engine, path, threads=threads) as runner:
+        model_set = label_set_name(runner.info.labels)
+        if labels == "auto":
+            labels = "ferplus-majority" if model_set == "ferplus" else "fer2013"
+        needed = EMOTIONS if labels == "fer2013" else FERPLUS_EMOTIONS
+        if runner.info.labels != needed:
+            raise ModelError(f"{path} predicts {', '.join(runner.info.labels)}; --labels {labels} needs a model with the labels {', '.join(needed)}")
         fer = load_fer2013(data, split)
-        if runner.info.num_classes != 7:
-            raise ModelError(f"{path} has {runner.info.num_classes} labels; FER2013 evaluation needs a 7-class model")
+        if labels == "ferplus-majority":
+            fer = ferplus_majority_split(fer, data, ferplus)
         probs = predict_split(runner, fer, batch_size=batch_size, progress=progress)
         metrics = classification_metrics(fer.labels, probs, runner.info.labels)
-    metrics.update({"model": str(path), "split": split, "data": str(Path(data))})
+    metrics.update({"model": str(path), "split": split, "data": str(Path(data)), "label_set": labels})
     return metrics
 
 
 def format_report(metrics: dict[str, Any]) -> str:
     """The metrics as a plain-text table for people."""
     names = metrics["labels"]
-    lines = [f"{metrics['split']}: {metrics['n']} images, model {metrics['model']}",
+    lines = [f"{metrics['split']} ({metrics.get('label_set', 'fer2013')} labels): {metrics['n']} images, model {metrics['model']}",
              f"accuracy {metrics['accuracy']:.4f}   macro-F1 {metrics['macro_f1']:.4f}   ECE {metrics['ece']:.4f}", "",
              f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     for name in names:

@@ -19,12 +19,14 @@ import numpy as np
 
 from emolive.calibration.temperature import expected_calibration_error, fit_temperature
 from emolive.models.checkpoint import load_model, save_weights
+from emolive.models.labels import label_set_name
 from emolive.models.onnx_io import export_onnx
 from emolive.models.shipped import file_sha256, weights_dir
+from emolive.models.temporal_info import temporal_head_path
 from emolive.realtime.benchmark import engine_ms_per_face
 from emolive.realtime.engines import OnnxRuntimeEngine, softmax
 from emolive.training.data import load_fer2013
-from emolive.training.evaluate import evaluate_model, predict_split
+from emolive.training.evaluate import evaluate_model, ferplus_majority_split, predict_split
 
 _TRAIN_DEFAULTS_SKIP = {"resume", "no_export", "output", "threads", "margin"}
 
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         info = replace(info, preprocess=replace(info.preprocess, margin=args.margin))
     staging = dest / f".{args.name}.staging.onnx"
     public_split, private_split = load_fer2013(args.data, "PublicTest"), load_fer2013(args.data, "PrivateTest")
+    if label_set_name(info.labels) == "ferplus":  # an 8-class FER+ model is selected and reported on FER+ majority labels
+        public_split, private_split = ferplus_majority_split(public_split, args.data), ferplus_majority_split(private_split, args.data)
 
     # Model selection on PublicTest only: with or without mirror test-time augmentation.
     public_logits: dict[str, np.ndarray] = {}
@@ -112,6 +116,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for alias in args.alias:
         manifest["aliases"][alias] = args.name
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    if temporal_head_path(onnx_path).is_file():  # its features changed: the old temporal head no longer fits
+        print(f"note: {temporal_head_path(onnx_path).name} belongs to the previous {onnx_path.name}; retrain it with "
+              f"'emo-live train-temporal --data PATH --model {args.name} -o RUN_DIR --install'")
 
     params = sum(p.numel() for p in model.parameters())
     card = _card(args.name, info, summary, private, metrics, ms, params, sha, args)

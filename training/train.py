@@ -16,6 +16,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,14 @@ from tqdm import tqdm
 
 from emolive.models.checkpoint import save_weights
 from emolive.models.info import ModelInfo
-from emolive.models.labels import EMOTIONS
 from emolive.models.onnx_io import export_onnx
 from emolive.models.preprocess import PreprocessSpec, preprocess_faces
 from emolive.models.registry import create_model, list_models
 from emolive.training.augment import AugmentConfig, augment_batch
+from emolive.training import distributed
 from emolive.training.data import FerSplit, load_fer2013
+from emolive.training import recipe
+from emolive.training.mix import epoch_order, mix_batch, soft_targets
 
 
 def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -53,12 +56,17 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser.add_argument("--augment-strength", type=float, default=1.0, help="scale of every augmentation range; 0 disables")
     parser.add_argument("--ema-decay", type=float, default=0.998, help="EMA of weights evaluated and kept; 0 disables")
     parser.add_argument("--patience", type=int, default=0, help="stop after this many epochs without PublicTest gain; 0 = never")
-    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="autocast dtype on CPU (bf16 is ~2x faster here)")
+    parser.add_argument("--precision", choices=recipe.PRECISIONS, default="auto",
+                        help="autocast dtype: auto = bf16 on CPU (~2x faster than fp32 here), fp16 with gradient scaling on CUDA")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = all cores")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="use only this many training images (smoke tests)")
+    parser.add_argument("--exclude", default=None,
+                        help="suspects CSV from 'emo-live audit --suspects': leave its Training rows out (duplicates of test images, conflicting labels, blank)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
+    distributed.add_distributed_args(parser)
+    recipe.add_recipe_args(parser)
     return parser
 
 
@@ -78,37 +86,55 @@ def to_tensor(split: FerSplit, spec: PreprocessSpec) -> tuple[torch.Tensor, torc
 def class_weights(labels: torch.Tensor, mode: str, num_classes: int) -> torch.Tensor | None:
     if mode == "none":
         return None
+    labels = labels.argmax(1) if labels.ndim == 2 else labels  # probability targets count by their top class
     counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
     weights = (counts.sum() / counts) if mode == "inverse" else (counts.sum() / counts).sqrt()
     return weights / weights.mean()
 
 
 def autocast(device: torch.device, precision: str):
-    enabled = precision == "bf16"
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    precision = recipe.resolve_precision(device, precision)
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=precision in ("bf16", "fp16"))
 
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, images: torch.Tensor,
                     labels: torch.Tensor, args: argparse.Namespace, epoch: int, generator: torch.Generator,
-                    ema: AveragedModel | None, loss_weights: torch.Tensor | None, device: torch.device) -> dict[str, float]:
-    model.train()
-    order = torch.randperm(len(labels), generator=generator)
+                    ema: AveragedModel | None, loss_weights: torch.Tensor | None, device: torch.device,
+                    dist: distributed.DistContext = distributed.SINGLE, scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+    """One pass over the training set; ``labels`` are class ids (N,) or probability targets (N, C)."""
+    recipe.set_train_mode(model, getattr(args, "freeze_backbone", False))
+    order = epoch_order(labels, getattr(args, "sampler", "shuffle"), generator)
+    # under torchrun: this rank's shard of the permutation, its own augmentation stream, its share of the global batch
+    order, generator, batch_size = distributed.shard_order(order, dist), distributed.rank_generator(generator, dist), distributed.local_batch_size(args.batch_size, dist)
     cfg = AugmentConfig(strength=args.augment_strength)
+    mix = recipe.mix_config(args)
+    if mix.enabled and labels.ndim != 2:
+        raise ValueError("mixing needs probability targets (N, C); convert class ids with soft_targets first")
     total_loss, correct, seen = 0.0, 0, 0
-    steps = math.ceil(len(order) / args.batch_size)
-    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False, dynamic_ncols=True)
+    steps = math.ceil(len(order) / batch_size)
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False, dynamic_ncols=True, disable=not dist.is_main)
     for step in bar:
-        index = order[step * args.batch_size:(step + 1) * args.batch_size]
+        index = order[step * batch_size:(step + 1) * batch_size]
         x, y = images[index].to(device), labels[index].to(device)
         if args.augment_strength > 0:
             x = augment_batch(x, cfg, generator)
+        targets = y
+        if mix.enabled:
+            x, targets, _ = mix_batch(x, soft_targets(y, labels.shape[1]), mix, generator)
         x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, args.precision):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, weight=loss_weights, label_smoothing=args.label_smoothing)
+        loss = F.cross_entropy(logits.float(), targets, weight=loss_weights, label_smoothing=args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:  # fp16: scale the loss so small gradients do not underflow
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        y = y.argmax(1) if y.ndim == 2 else y
         if args.schedule == "onecycle":
             scheduler.step()
         if ema is not None:
@@ -141,35 +167,62 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devic
 
 def build_scheduler(optimizer: torch.optim.Optimizer, args: argparse.Namespace, steps_per_epoch: int):
     if args.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
+        max_lr = [group["lr"] for group in optimizer.param_groups]  # per group: the backbone may run at a lower rate
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
                                                    pct_start=0.15, div_factor=20.0, final_div_factor=200.0)
     if args.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs, eta_min=args.lr * 1e-3)
     return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=(1e-2) ** (1.0 / max(args.epochs, 1)))
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
-    """Run training; returns the summary written to OUTPUT/summary.json."""
+def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """Run training; returns the summary written to OUTPUT/summary.json.
+
+    ``on_epoch_end(record)`` (e.g. a hyperparameter search's pruner) sees each epoch's history record
+    after it is saved; returning True stops training there. Under torchrun (an initialised process
+    group, see :mod:`emolive.training.distributed`) every rank runs this and only rank 0 writes files.
+    """
     if args.threads:
         torch.set_num_threads(args.threads)
     generator = seed_everything(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dist = distributed.current()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     spec = PreprocessSpec()  # FER2013 images are whole face crops; the detector-box margin is set at release
 
     train_split = load_fer2013(args.data, "Training")
     val_split = load_fer2013(args.data, "PublicTest")
+    if args.exclude is not None:
+        from emolive.training.suspects import exclude_keys, read_excluded_keys
+
+        before = len(train_split)
+        train_split = exclude_keys(train_split, read_excluded_keys(args.exclude))
+        print(f"excluded {before - len(train_split)} Training images listed in {args.exclude}", flush=True)
     if args.limit:
         keep = np.sort(np.random.default_rng(args.seed).permutation(len(train_split))[:args.limit])
         train_split = FerSplit(train_split.name, train_split.images[keep], train_split.labels[keep], train_split.keys[keep])
+    labels = recipe.label_names(args)
+    train_split, train_votes = recipe.select_labels(train_split, args)
+    val_split, _ = recipe.select_labels(val_split, args, evaluation=True)
     train_x, train_y = to_tensor(train_split, spec)
     val_x, val_y = to_tensor(val_split, spec)
+    if train_votes is not None:
+        train_y = torch.from_numpy(train_votes)
+    elif recipe.mix_config(args).enabled:
+        train_y = soft_targets(train_y, len(labels))
+    scaler = recipe.grad_scaler(device, args.precision)
 
-    model = create_model(args.model, num_classes=len(EMOTIONS)).to(device).to(memory_format=torch.channels_last)
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    arch_kwargs = recipe.arch_kwargs(args)
+    model = create_model(args.model, num_classes=len(labels), **arch_kwargs)
+    if args.pretrained:
+        from emolive.models.transfer import load_imagenet_weights
+
+        load_imagenet_weights(model, args.pretrained)
+    if args.freeze_backbone:
+        recipe.freeze_backbone(model)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    groups = recipe.param_groups(model, args)
     if args.optimizer == "adamw":
         optimizer = torch.optim.AdamW(groups, lr=args.lr)
     else:
@@ -177,7 +230,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     steps_per_epoch = math.ceil(len(train_y) / args.batch_size)
     scheduler = build_scheduler(optimizer, args, steps_per_epoch)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True) if args.ema_decay > 0 else None
-    loss_weights = class_weights(train_y, args.class_weights, len(EMOTIONS))
+    loss_weights = class_weights(train_y, args.class_weights, len(labels))
+    train_model = distributed.wrap_model(model, dist, sync_batchnorm=args.sync_batchnorm)  # shares model's parameters
 
     start_epoch, best_acc, history, wall = 0, -1.0, [], 0.0
     last = out / "last.pt"
@@ -189,16 +243,21 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         generator.set_state(state["generator"])
+        if scaler is not None and state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
         start_epoch, best_acc, history, wall = state["epoch"] + 1, state["best_accuracy"], json.loads(state["history"]), state["wall_seconds"]
         print(f"resumed from {last} at epoch {start_epoch}")
 
-    info_kwargs = {"arch": args.model, "labels": EMOTIONS, "preprocess": spec, "training_data": f"FER2013 Training ({len(train_y)} images)"}
+    label_source = {"fer2013": "FER2013", "ferplus-majority": "FER+ majority labels of FER2013", "ferplus-votes": "FER+ vote distributions of FER2013"}[args.labels]
+    info_kwargs = {"arch": args.model, "labels": labels, "preprocess": spec, "arch_kwargs": arch_kwargs,
+                   "training_data": f"{label_source} Training ({len(train_y)} images)" + (f", ImageNet-initialised ({Path(args.pretrained).name})" if args.pretrained else "")}
     stale = 0
     for epoch in range(start_epoch, args.epochs):
         tic = time.perf_counter()
-        record = {"epoch": epoch + 1, **train_one_epoch(model, optimizer, scheduler, train_x, train_y, args, epoch, generator, ema, loss_weights, device)}
+        record = {"epoch": epoch + 1, **distributed.mean_over_ranks(train_one_epoch(train_model, optimizer, scheduler, train_x, train_y, args, epoch, generator, ema, loss_weights, device, dist, scaler), dist)}
+        distributed.average_buffers((model, ema), dist)  # BatchNorm statistics differ per rank after the last step
         evaluated = ema.module if ema is not None else model
-        record.update({f"val_{k}": v for k, v in evaluate(evaluated, val_x, val_y, device).items()})
+        record.update({f"val_{k}": v for k, v in distributed.evaluate_sharded(evaluate, evaluated, val_x, val_y, dist, device).items()})
         wall += time.perf_counter() - tic
         record["wall_seconds"] = round(wall, 1)
         history.append(record)
@@ -206,32 +265,43 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if improved:
             best_acc, stale = record["val_accuracy"], 0
             info = ModelInfo(**info_kwargs, metrics={"public_test_accuracy": round(best_acc, 4), "epoch": epoch + 1})
-            save_weights(evaluated, info, out / "best.safetensors")
+            if dist.is_main:
+                save_weights(evaluated, info, out / "best.safetensors")
         else:
             stale += 1
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
-                    "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(), "epoch": epoch,
-                    "best_accuracy": best_acc, "history": json.dumps(history), "wall_seconds": wall, "args": json.dumps(vars(args))},
-                   out / "last.pt.part")
-        os.replace(out / "last.pt.part", last)
-        (out / "history.json").write_text(json.dumps(history, indent=1))
+        if dist.is_main:
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
+                        "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(), "epoch": epoch,
+                        "scaler": scaler.state_dict() if scaler is not None else None,
+                        "best_accuracy": best_acc, "history": json.dumps(history), "wall_seconds": wall, "args": json.dumps(vars(args))},
+                       out / "last.pt.part")
+            os.replace(out / "last.pt.part", last)
+            (out / "history.json").write_text(json.dumps(history, indent=1))
         print(f"epoch {epoch + 1}/{args.epochs} loss {record['train_loss']:.4f} train {record['train_accuracy']:.4f} "
               f"PublicTest {record['val_accuracy']:.4f}{' *' if improved else ''} ({wall / 60:.1f} min)", flush=True)
         if args.patience and stale >= args.patience:
             print(f"early stop: no PublicTest gain for {args.patience} epochs")
             break
+        if on_epoch_end is not None and on_epoch_end(record):
+            print(f"stopped after epoch {epoch + 1} by on_epoch_end")
+            break
 
     summary = {"best_public_test_accuracy": best_acc, "epochs_run": len(history), "wall_seconds": round(wall, 1),
                "args": vars(args), "torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads()}
-    if not args.no_export and (out / "best.safetensors").is_file():
+    if dist.enabled:  # DDP keeps replicas bit-identical; the fingerprints let anyone check against last.pt
+        summary.update(world_size=dist.world_size, replica_fingerprints=distributed.replica_fingerprints(model, dist))
+    if dist.is_main and not args.no_export and (out / "best.safetensors").is_file():
         from emolive.models.checkpoint import load_model
 
         best_model, best_info = load_model(out / "best.safetensors")
         export_onnx(best_model, best_info, out / "best.onnx")
         summary["onnx"] = str(out / "best.onnx")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if dist.is_main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    parsed = get_args_parser().parse_args()
+    with distributed.process_group():  # a no-op unless started by torchrun with several processes
+        main(parsed)

@@ -1,0 +1,134 @@
+"""Pipeline threads for files: decode ahead of recognition, render and encode behind it.
+
+OpenCV's decoder and encoder and ONNX Runtime release the GIL, so on a multi-core machine decoding the
+next frame, recognizing this one and encoding the previous one overlap. Both queues are bounded: every
+frame is kept and in order (files are never dropped), and memory stays flat when one side is slower.
+An error on a worker thread is raised in the caller at its next call.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
+
+from .records import Frame
+
+T = TypeVar("T")
+_END = object()
+
+
+class PrefetchReader:
+    """Decode frames on a background thread, up to ``depth`` ahead; yields every frame in order.
+
+    ``decode_ms[frame.index]`` holds how long decoding that frame took on the reader thread (popped by
+    the consumer that reports it).
+    """
+
+    def __init__(self, frames: Iterable[Frame], depth: int = 8) -> None:
+        self._frames = frames
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="emolive-decode", daemon=True)
+        self.decode_ms: dict[int, float] = {}
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        iterator = iter(self._frames)
+        try:
+            while not self._stop.is_set():
+                tic = time.perf_counter()
+                try:
+                    frame = next(iterator)
+                except StopIteration:
+                    break
+                self.decode_ms[frame.index] = (time.perf_counter() - tic) * 1000.0
+                if not self._put(frame):
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+            self._put(_END)
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._thread.start()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stop.set()
+            self._thread.join(timeout=5)
+
+
+class BackgroundWriter(Generic[T]):
+    """Run ``handle(item)`` for each submitted item on one worker thread, in submission order.
+
+    ``submit`` blocks while ``depth`` items wait (back-pressure). ``handle`` returns a dict of stage
+    milliseconds that is added to ``stage_ms``. Use as a context manager: leaving it waits for the queue
+    to drain and re-raises the first error of the worker.
+    """
+
+    def __init__(self, handle: Callable[[T], dict[str, float]], depth: int = 8) -> None:
+        self._handle = handle
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="emolive-write", daemon=True)
+        self._thread.start()
+        self.stage_ms: list[dict[str, float]] = []
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if self._error is not None:
+                continue  # drain without work after a failure
+            try:
+                self.stage_ms.append(self._handle(item))
+            except BaseException as exc:
+                self._error = exc
+
+    def submit(self, item: T) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Wait for every submitted item to be handled; raise the worker's error if there was one."""
+        if self._thread.is_alive():
+            self._queue.put(_END)
+            self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def __enter__(self) -> BackgroundWriter[T]:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # Already failing: still finish the queue so finished frames are kept, but keep the first error.
+        try:
+            self.close()
+        except BaseException:
+            pass

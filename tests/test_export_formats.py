@@ -1,0 +1,105 @@
+"""``emo-live export`` formats: onnx, onnx-int8, engine (GPU only) and a Triton model repository."""
+
+import re
+
+import numpy as np
+import pytest
+
+from emolive.realtime.cli import main
+from emolive.realtime.tensorrt_engine import tensorrt_status
+from conftest import learnable_fer_csv  # noqa: E402
+
+onnx = pytest.importorskip("onnx")
+TRT_OK, _ = tensorrt_status()
+
+
+def _config_tensors(text, section):
+    block = re.search(section + r" \[\n(.*?)\n\]", text, re.S).group(1)
+    return [(m.group(1), m.group(2), tuple(int(d) for d in m.group(3).split(",")))
+            for m in re.finditer(r'name: "([^"]+)"\s+data_type: (\w+)\s+dims: \[ ([^\]]+) \]', block)]
+
+
+def test_onnx_from_safetensors_and_from_onnx(tmp_path, tiny_model):
+    pytest.importorskip("torch")
+    from emolive.models.checkpoint import save_weights
+    from emolive.models.info import ModelInfo
+    from emolive.models.labels import EMOTIONS
+    from emolive.models.onnx_io import read_onnx_info
+    from emolive.models.registry import create_model
+
+    kwargs = {"widths": [4, 8, 8], "hidden": 16}
+    info = ModelInfo(arch="baseline_cnn", labels=EMOTIONS, arch_kwargs=kwargs)
+    save_weights(create_model("baseline_cnn", num_classes=7, **kwargs), info, tmp_path / "w.safetensors")
+    assert main(["export", str(tmp_path / "w.safetensors"), "-o", str(tmp_path / "a.onnx")]) == 0
+    assert read_onnx_info(tmp_path / "a.onnx") == info
+    assert min(o.version for o in onnx.load(str(tmp_path / "a.onnx")).opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert main(["export", str(tiny_model), "--format", "onnx", "-o", str(tmp_path / "b.onnx")]) == 0
+    assert (tmp_path / "b.onnx").read_bytes() == tiny_model.read_bytes()
+
+
+def test_triton_repository_matches_the_onnx_model(tmp_path, tiny_model, capsys):
+    import onnxruntime as ort
+
+    out = tmp_path / "repo"
+    assert main(["export", str(tiny_model), "--format", "triton", "--max-batch", "32", "--name", "emo", "-o", str(out)]) == 0
+    model = out / "emo"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["emo", "emo/1", "emo/1/model.onnx", "emo/config.pbtxt", "emo/labels.txt"]
+    config = (model / "config.pbtxt").read_text()
+    assert 'name: "emo"' in config and 'backend: "onnxruntime"' in config and "max_batch_size: 32" in config
+    assert "dynamic_batching {" in config and "preferred_batch_size: [ 8, 16, 32 ]" in config
+    session = ort.InferenceSession(str(model / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected_in = [(i.name, "TYPE_FP32", tuple(i.shape[1:])) for i in session.get_inputs()]
+    expected_out = [(o.name, "TYPE_FP32", tuple(o.shape[1:])) for o in session.get_outputs()]
+    assert _config_tensors(config, "input") == expected_in == [("input", "TYPE_FP32", (1, 48, 48))]
+    assert _config_tensors(config, "output") == expected_out and expected_out[0] == ("logits", "TYPE_FP32", (7,))
+    assert 'label_filename: "labels.txt"' in config
+    assert (model / "labels.txt").read_text().split() == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    logits = session.run(["logits"], {"input": np.zeros((5, 1, 48, 48), np.float32)})[0]
+    assert logits.shape == (5, 7)
+
+
+@pytest.mark.skipif(TRT_OK, reason="checks the message shown where TensorRT cannot run")
+def test_triton_fp16_without_gpu_writes_the_onnx_model_and_says_so(tmp_path, tiny_model, capsys):
+    assert main(["export", str(tiny_model), "--format", "triton", "--precision", "fp16", "-o", str(tmp_path / "repo")]) == 0
+    err = capsys.readouterr().err
+    assert "TensorRT-backend model 'tiny_trt' not written" in err
+    assert (tmp_path / "repo" / "tiny" / "1" / "model.onnx").is_file() and not (tmp_path / "repo" / "tiny_trt").exists()
+
+
+@pytest.mark.skipif(TRT_OK, reason="checks the message shown where TensorRT cannot run")
+def test_engine_without_gpu_is_a_one_line_error(tmp_path, tiny_model, capsys):
+    assert main(["export", str(tiny_model), "--format", "engine", "-o", str(tmp_path / "m.plan")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emo-live: error: a TensorRT engine can only be built on a machine with an NVIDIA GPU") and "\n" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_int8_export_needs_data_and_calibrates_with_it(tmp_path, tiny_model, capsys, monkeypatch):
+    from emolive.calibration.int8 import read_model_info
+    from emolive.realtime.engines import OnnxRuntimeEngine
+
+    assert main(["export", str(tiny_model), "--format", "onnx-int8", "-o", str(tmp_path / "q.onnx")]) == 2
+    assert "pass --data" in capsys.readouterr().err and not (tmp_path / "q.onnx").exists()
+    assert main(["export", str(tiny_model), "--format", "onnx", "--precision", "fp16", "-o", str(tmp_path / "h.onnx")]) == 2
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    data = learnable_fer_csv(tmp_path / "fer2013.csv", n=140)
+    assert main(["export", str(tiny_model), "--format", "onnx-int8", "--data", str(data), "--calibration-size", "70",
+                 "-o", str(tmp_path / "q.onnx")]) == 0
+    assert "(kept)" in capsys.readouterr().err
+    assert read_model_info(tmp_path / "q.onnx").precision == "int8"
+    with OnnxRuntimeEngine(tmp_path / "q.onnx") as engine:
+        assert engine.classify(np.zeros((3, 1, 48, 48), np.float32)).shape == (3, 7)
+    repo = tmp_path / "repo"
+    assert main(["export", str(tmp_path / "q.onnx"), "--format", "triton", "-o", str(repo)]) == 0
+    assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(repo / "q" / "1" / "model.onnx")).graph.node}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not TRT_OK, reason="needs an NVIDIA GPU with TensorRT")
+def test_engine_and_triton_tensorrt_model_on_gpu(tmp_path, tiny_model):
+    assert main(["export", str(tiny_model), "--format", "engine", "--precision", "fp16", "--max-batch", "16", "-o", str(tmp_path / "m.plan")]) == 0
+    assert (tmp_path / "m.plan").stat().st_size > 0
+    assert main(["export", str(tiny_model), "--format", "triton", "--precision", "fp16", "--max-batch", "16", "-o", str(tmp_path / "repo")]) == 0
+    config = (tmp_path / "repo" / "tiny_trt" / "config.pbtxt").read_text()
+    assert 'platform: "tensorrt_plan"' in config and "max_batch_size: 16" in config
+    assert (tmp_path / "repo" / "tiny_trt" / "1" / "model.plan").stat().st_size > 0

@@ -1,0 +1,279 @@
+"""The LSTM temporal head, the CNN's features output, sequence synthesis, train-/eval-temporal and their metrics."""
+
+import csv
+import gzip
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import face_video
+from emolive.models.errors import InputError, ModelError
+from emolive.models.labels import EMOTIONS
+from emolive.models.preprocess import PreprocessSpec, preprocess_faces
+from emolive.models.temporal_info import read_temporal_info, temporal_head_path
+from emolive.realtime.smoothing import LstmSmoother, create_smoother
+from emolive.training.sequences import SequencePlan, ViewJitter, jittered_view, plan_sequence, plan_sequences
+from emolive.training.temporal_metrics import flicker_rate, label_switches, latency_summary, transition_latencies
+
+torch = pytest.importorskip("torch")
+
+
+def _torch_head(cnn):
+    from safetensors.torch import load_file
+
+    from emolive.models.temporal import TemporalHead
+
+    head = TemporalHead(16, len(EMOTIONS), projection=8, hidden_size=6)
+    head.load_state_dict(load_file(str(cnn.with_name("head.safetensors"))))
+    return head.eval()
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+# -- the ONNX step against PyTorch over whole sequences -------------------------------------------
+
+def test_onnx_step_per_track_equals_pytorch_over_the_whole_sequence(tiny_model_with_head):
+    head = _torch_head(tiny_model_with_head)
+    smoother = create_smoother("lstm", cnn_path=tiny_model_with_head, labels=EMOTIONS)
+    rng = np.random.default_rng(0)
+    features = {track: rng.normal(size=(12, 16)).astype(np.float32) for track in (1, 2, 3)}
+    # Track 1 lives frames 0-11, track 2 frames 0-5, track 3 starts at frame 4; row order changes every frame.
+    alive_at = {1: range(0, 12), 2: range(0, 6), 3: range(4, 12)}
+    outputs = {track: [] for track in features}
+    for frame in range(12):
+        ids = [t for t in (3, 1, 2) if frame in alive_at[t]]
+        if frame % 2:
+            ids.reverse()
+        rows = np.stack([features[t][frame] for t in ids])
+        smoothed = smoother.update(ids, np.full((len(ids), 7), 1 / 7, np.float32), ids, features=rows)
+        for t, row in zip(ids, smoothed):
+            outputs[t].append(row)
+    for track, frames in alive_at.items():
+        sequence = torch.from_numpy(features[track][list(frames)])[None]
+        with torch.no_grad():
+            expected = _softmax(head(sequence)[0][0].numpy())
+        np.testing.assert_allclose(np.stack(outputs[track]), expected, atol=1e-5)
+
+
+def test_a_track_forgotten_by_the_tracker_restarts_from_zero_state(tiny_model_with_head):
+    head = _torch_head(tiny_model_with_head)
+    smoother = create_smoother("lstm", cnn_path=tiny_model_with_head)
+    f = np.random.default_rng(1).normal(size=(3, 1, 16)).astype(np.float32)
+    p = np.full((1, 7), 1 / 7, np.float32)
+    smoother.update([5], p, [5], features=f[0])
+    smoother.update([5], p, [5], features=f[1])
+    smoother.update([], p[:0], [], features=None)  # the tracker dropped track 5
+    again = smoother.update([5], p, [5], features=f[2])
+    with torch.no_grad():
+        fresh = _softmax(head(torch.from_numpy(f[2][None]))[0][0, 0].numpy())
+    np.testing.assert_allclose(again[0], fresh, atol=1e-5)
+    smoother.update([5], p, [5], features=f[0])
+    smoother.reset()
+    np.testing.assert_allclose(smoother.update([5], p, [5], features=f[2])[0], fresh, atol=1e-5)
+
+
+def test_lstm_smoothing_needs_a_matching_head_and_the_features(tiny_model, tiny_model_with_head, tmp_path):
+    with pytest.raises(ModelError, match="train-temporal"):
+        create_smoother("lstm", cnn_path=tiny_model)  # no head beside it
+    other = tmp_path / "other.onnx"
+    shutil.copyfile(tiny_model, other)
+    with open(other, "ab") as handle:
+        handle.write(b"\0")  # another file: another sha256
+    shutil.copyfile(temporal_head_path(tiny_model_with_head), temporal_head_path(other))
+    with pytest.raises(ModelError, match="another CNN"):
+        create_smoother("lstm", cnn_path=other)
+    with pytest.raises(InputError, match="lstm"):
+        create_smoother("lstm")
+    with pytest.raises(ModelError, match="labels|predicts"):
+        LstmSmoother(temporal_head_path(tiny_model_with_head), labels=("a", "b"))
+    smoother = create_smoother("lstm", cnn_path=tiny_model_with_head)
+    with pytest.raises(ModelError, match="features"):
+        smoother.update([1], np.full((1, 7), 1 / 7, np.float32), [1], features=None)
+
+
+# -- the CNN's features output ---------------------------------------------------------------------
+
+def test_shipped_cnn_has_features_and_its_logits_match_the_pytorch_weights(sample_bgr):
+    from emolive.models.checkpoint import load_model
+    from emolive.models.networks import HFlipAverage
+    from emolive.models.shipped import resolve_model_path, shipped_models, weights_dir
+    from emolive.realtime.engines import OnnxRuntimeEngine
+
+    path = resolve_model_path("default")
+    model, info = load_model(weights_dir() / shipped_models()["default"].safetensors)
+    with OnnxRuntimeEngine(path) as engine:
+        assert engine.info == info  # metadata (temperature, TTA, metrics, preprocessing) kept
+        boxes = [(150, 60, 170, 190), (140, 50, 190, 210), (160, 70, 150, 170)]
+        batch = preprocess_faces(sample_bgr, boxes, info.preprocess)
+        logits = engine.logits(batch)
+        probs, features = engine.infer(batch)
+        np.testing.assert_allclose(probs, engine.classify(batch), atol=1e-6)
+    assert features.shape == (3, model.num_features)
+    x = torch.from_numpy(batch)
+    with torch.no_grad():
+        expected_logits = HFlipAverage(model)(x).numpy()
+        expected_features = 0.5 * (model.forward_features(x) + model.forward_features(torch.flip(x, dims=[3]))).numpy()
+    np.testing.assert_allclose(logits, expected_logits, atol=1e-4)
+    np.testing.assert_allclose(features, expected_features, atol=1e-4)
+
+
+def test_export_adds_features_without_changing_logits(tiny_model):
+    from emolive.realtime.engines import OnnxRuntimeEngine
+
+    with OnnxRuntimeEngine(tiny_model) as engine:
+        batch = np.random.default_rng(2).normal(size=(4, 1, 48, 48)).astype(np.float32)
+        probs, features = engine.infer(batch)
+        assert features is not None and features.shape == (4, 16)
+        np.testing.assert_allclose(probs, engine.classify(batch), atol=1e-6)
+        assert [o.name for o in engine._session.get_outputs()] == ["logits", "features"]
+
+
+# -- sequence synthesis ----------------------------------------------------------------------------
+
+def test_sequence_plans_change_label_at_segment_boundaries_and_label_every_frame():
+    labels = np.array([0, 0, 1, 2, 3, 3, 4, 5, 6, 6])
+    for seed in range(5):
+        plan = plan_sequence(labels, 300, np.random.default_rng(seed), clean_views=3, occluded_views=2, segment=(10, 40), occlusion_rate=1.0)
+        assert len(plan) == 300
+        np.testing.assert_array_equal(plan.label, labels[plan.image])
+        image_changes = np.flatnonzero(np.diff(plan.image) != 0) + 1
+        np.testing.assert_array_equal(plan.change_points, image_changes)  # every change of still is a change of label
+        bounds = np.concatenate([[0], image_changes, [300]])
+        assert (np.diff(bounds)[:-1] >= 10).all() and (np.diff(bounds) <= 40).all()
+        occluded = plan.view >= 3
+        assert occluded.any() and (plan.view < 5).all()
+        runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], occluded.astype(int), [0]]))))[::2]
+        assert runs.max() <= 6  # occlusions are short
+    assert plan_sequences(labels, 3, 50, seed=1, clean_views=2, occluded_views=0)[0].view.max() < 2
+
+
+def test_a_view_without_jitter_is_the_shared_preprocessing_of_the_still():
+    still = np.random.default_rng(3).integers(0, 256, (48, 48), dtype=np.uint8)
+    spec = PreprocessSpec()
+    still_jitter = ViewJitter(shift=0, scale=0, brightness=0, contrast=0, blur_prob=0, noise_std=0)
+    view = jittered_view(still, spec, np.random.default_rng(0), still_jitter, occluded=False)
+    np.testing.assert_array_equal(view, preprocess_faces(still, None, spec))
+    rng = np.random.default_rng(0)
+    a, b = (jittered_view(still, spec, rng, ViewJitter(), occluded=False) for _ in range(2))
+    assert a.shape == (1, 1, 48, 48) and not np.array_equal(a, b)
+
+
+# -- metrics on hand-made label sequences ---------------------------------------------------------
+
+def test_flicker_counts_switches_per_track_second():
+    assert label_switches([3, 3, 4, 4, 3]) == 2 and label_switches([1]) == 0
+    rate, switches, seconds = flicker_rate([[0, 1, 0, 1], [2, 2, 2, 2, 2, 2]], fps=10)
+    assert (switches, seconds) == (3, 1.0) and rate == pytest.approx(3.0)
+
+
+def test_transition_latency_is_frames_until_the_output_follows():
+    true = [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
+    assert transition_latencies(true, [0, 0, 0, 0, 0, 1, 1, 2, 2, 2]) == [2, 0]
+    assert transition_latencies(true, [0, 0, 0, 0, 0, 0, 0, 1, 1, 1]) == [None, None]
+    summary = latency_summary([2, 0, None, 4])
+    assert summary["median_latency"] == 2 and summary["mean_latency"] == 2 and summary["followed"] == 0.75
+
+
+# -- the commands end to end on tiny data ---------------------------------------------------------
+
+def _tiny_fer_csv(path, per_class=3):
+    rng = np.random.default_rng(4)
+    with gzip.open(path, "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["emotion", "pixels", "Usage"])
+        for usage in ("Training", "PublicTest", "PrivateTest"):
+            for label in range(7):
+                for _ in range(per_class):
+                    writer.writerow([label, " ".join(map(str, rng.integers(0, 256, 2304))), usage])
+    return path
+
+
+def test_train_and_eval_temporal_end_to_end(tiny_model, sample_bgr, tmp_path, monkeypatch, capsys):
+    from emolive.realtime.cli import main
+
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    data = _tiny_fer_csv(tmp_path / "fer2013.csv.gz")
+    cnn = tmp_path / "cnn" / "tiny.onnx"
+    cnn.parent.mkdir()
+    shutil.copyfile(tiny_model, cnn)
+    args = ["--data", str(data), "--model", str(cnn), "--views", "2", "--occluded-views", "1", "--steps", "6", "--batch-size", "4",
+            "--length", "20", "--val-every", "3", "--val-sequences", "4", "--quiet"]
+    assert main(["train-temporal", *args, "-o", str(tmp_path / "run"), "--install", "--hidden", "8", "--projection", "8"]) == 0
+    summary = json.loads((tmp_path / "run" / "temporal_summary.json").read_text())
+    head = temporal_head_path(cnn)
+    assert head.is_file() and summary["installed"] == str(head)
+    info = read_temporal_info(head)
+    assert info.hidden_size == 8 and info.feature_dim == 16 and info.labels == EMOTIONS
+    assert 0.0 <= info.metrics["public_test_seq_accuracy"] <= 1.0
+    capsys.readouterr()
+
+    media = tmp_path / "media"
+    media.mkdir()
+    face_video(media / "clip.mp4", sample_bgr, frames=6)
+    assert main(["eval-temporal", "--data", str(data), "--model", str(cnn), "--media", str(media), "--json", str(tmp_path / "t.json"),
+                 "--views", "2", "--occluded-views", "1", "--sequences", "4", "--length", "20", "--cost-frames", "5", "--alphas", "0.5",
+                 "--hysteresis", "0.1:3", "--hysteresis-on", "lstm", "--quiet"]) == 0
+    table = capsys.readouterr().out
+    assert "| lstm |" in table and "| ema (alpha 0.5) |" in table and "| lstm + hysteresis 0.1, dwell 3 |" in table
+    result = json.loads((tmp_path / "t.json").read_text())
+    rows = {row["smoothing"]: row for row in result["rows"]}
+    assert set(rows) == {"none", "ema (alpha 0.5)", "lstm", "lstm + hysteresis 0.1, dwell 3"}
+    assert all(row["frames"] == 6 and row["tracks"] >= 1 for row in rows.values())
+    assert all(0.0 <= row["accuracy"] <= 1.0 and row["cost_ms_1"] > 0 for row in rows.values())
+
+
+def test_eval_temporal_settings_add_hysteresis_rows_and_reject_bad_ones():
+    from emolive.training.temporal_eval import SmoothingSetting, settings_from
+
+    settings = settings_from("0.7", "0.1:1,0:4", "lstm,ema", hysteresis_alpha=0.5)
+    assert settings == [SmoothingSetting("none"), SmoothingSetting("ema", 0.7), SmoothingSetting("lstm"),
+                        SmoothingSetting("lstm", 0.7, 0.1, 1), SmoothingSetting("lstm", 0.7, 0.0, 4),
+                        SmoothingSetting("ema", 0.5, 0.1, 1), SmoothingSetting("ema", 0.5, 0.0, 4)]
+    assert settings[5].label == "ema (alpha 0.5) + hysteresis 0.1, dwell 1"
+    assert settings_from("0.7", "") == settings[:3]
+    for bad in ({"hysteresis": "0.1"}, {"hysteresis": "1.5:2"}, {"hysteresis": "0:0"}, {"on": "kalman"}):
+        with pytest.raises(InputError):
+            settings_from("0.7", **{"hysteresis": "0:2", **bad})
+
+
+def test_replaying_the_recorded_smoother_calls_equals_running_the_pipeline_with_that_smoothing(tiny_model, sample_bgr, tmp_path):
+    from emolive.realtime import Recognizer
+    from emolive.realtime.smoothing import EmaSmoother
+    from emolive.training.temporal_eval import record_videos
+
+    clip = face_video(tmp_path / "c.mp4", sample_bgr, frames=8)
+    with Recognizer(tiny_model, smooth="ema", smooth_alpha=0.5) as recognizer:
+        direct = [(face.id, face.probs) for result in recognizer.stream(str(clip)) for face in result.faces]
+    (recorded,) = record_videos(tiny_model, [clip], "auto", 0)
+    smoother, replayed = EmaSmoother(0.5), []
+    for call in recorded.calls:
+        if call is None:
+            smoother.reset()
+            continue
+        ids, probs, active_ids, features = call
+        replayed += list(zip(ids, smoother.update(ids, probs, active_ids, features=features)))
+    assert len(direct) == len(replayed) >= 8
+    for (direct_id, direct_probs), (replay_id, replay_probs) in zip(direct, replayed):
+        assert direct_id == replay_id
+        np.testing.assert_allclose(direct_probs, replay_probs, atol=1e-6)
+
+
+def test_train_temporal_reports_bad_data_in_one_line(tmp_path, capsys):
+    from emolive.realtime.cli import main
+
+    assert main(["train-temporal", "--data", str(tmp_path / "missing"), "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emo-live: error: dataset path") and "\n" not in err
+
+
+def test_the_shipped_cnn_ships_a_temporal_head_trained_on_it():
+    from emolive.models.shipped import resolve_model_path, shipped_models
+
+    smoother = create_smoother("lstm", cnn_path=resolve_model_path("default"), labels=EMOTIONS)
+    assert shipped_models()["default"].temporal == smoother.path.name
+    assert smoother.info.metrics["public_test_seq_accuracy"] > 0

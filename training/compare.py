@@ -1,0 +1,113 @@
+"""Compare trained models: ``emo-live compare RUN_OR_MODEL... --data PATH -o table.md``.
+
+One markdown row per model: architecture, parameters, MFLOPs per face (counted by
+``torch.utils.flop_counter.FlopCounterMode`` on the network the ONNX graph runs, mirror pass included
+when the model uses test-time augmentation), CPU milliseconds per face at batch 8 with ONNX Runtime
+(measured here), PublicTest and PrivateTest accuracy (measured here on the ONNX model), and the
+training wall time of its run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from emolive.models.errors import OutputError, require
+from emolive.models.info import ModelInfo
+from emolive.realtime.benchmark import engine_ms_per_face
+from emolive.realtime.engines import OnnxRuntimeEngine
+from emolive.training.data import find_source
+from emolive.training.eval_report import ground_truth
+from emolive.training.evaluate import predict_split
+from emolive.training.runs import open_model_files, training_time
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One model's figures; every number measured or counted by :func:`compare_models`."""
+
+    name: str
+    source: str
+    arch: str
+    parameters: int
+    mflops: float
+    tta: str
+    ms_per_face: float
+    public_accuracy: float
+    private_accuracy: float
+    train_seconds: float | None
+    epochs: int | None
+    train_time_from: str
+
+
+def count_parameters_and_flops(info: ModelInfo) -> tuple[int, float]:
+    """(parameters, FLOPs per face) of the network ``info`` describes; weights do not change either, so it is rebuilt untrained."""
+    torch = require("torch", "train", "counting FLOPs")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from emolive.models.networks import HFlipAverage
+    from emolive.models.registry import create_model
+
+    network = create_model(info.arch, num_classes=info.num_classes, **info.arch_kwargs).eval()
+    parameters = sum(p.numel() for p in network.parameters())
+    deployed = HFlipAverage(network).eval() if info.test_time_augmentation == "hflip" else network
+    size = info.preprocess.size
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        deployed(torch.zeros(1, 1, size, size))
+    return parameters, float(counter.get_total_flops())
+
+
+def compare_models(models: Sequence[str | os.PathLike[str]], data: str | os.PathLike[str], *, threads: int = 0,
+                   progress: bool = True) -> list[ComparisonRow]:
+    """Measure each model (shipped name, .onnx, .safetensors or run folder) on PublicTest and PrivateTest."""
+    find_source(Path(data))
+    rows = []
+    for spec in models:
+        with open_model_files(spec) as files, OnnxRuntimeEngine(files.onnx, threads=threads) as engine:
+            info = engine.info
+            accuracy = {}
+            for split in ("PublicTest", "PrivateTest"):
+                fer, _ = ground_truth(info, data, split)
+                accuracy[split] = float((predict_split(engine, fer, progress=progress).argmax(axis=1) == fer.labels).mean())
+            ms = engine_ms_per_face(engine, batch=8)
+            parameters, flops = count_parameters_and_flops(info)
+            seconds, epochs, where = training_time(files, info.metrics)
+            rows.append(ComparisonRow(files.name, str(files.onnx if not files.exported else files.safetensors), info.arch, parameters,
+                                      flops / 1e6, info.test_time_augmentation, ms, accuracy["PublicTest"], accuracy["PrivateTest"],
+                                      seconds, epochs, where))
+    return rows
+
+
+def format_table(rows: Sequence[ComparisonRow]) -> str:
+    """The rows as a markdown table with a note on how each column was measured."""
+    lines = ["| model | architecture | parameters | MFLOPs / face | TTA | CPU ms / face (batch 8) | PublicTest acc | PrivateTest acc | training time |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        time = "n/a" if r.train_seconds is None else f"{r.train_seconds / 60:.1f} min" + (f" / {r.epochs} ep" if r.epochs else "")
+        if r.train_time_from.endswith("(training in progress)"):
+            time += " (in progress)"
+        lines.append(f"| {r.name} | {r.arch} | {r.parameters:,} | {r.mflops:.1f} | {r.tta} | {r.ms_per_face:.3f} | "
+                     f"{r.public_accuracy:.4f} | {r.private_accuracy:.4f} | {time} |")
+    lines += ["", "MFLOPs: torch.utils.flop_counter on one 48x48 face (multiply-add = 2 FLOPs; x2 with mirror TTA). "
+              "CPU ms: ONNX Runtime, median of 200 batches of 8. Accuracies: the ONNX model on FER2013, measured by this command. "
+              "Training time: the run's summary.json / history.json, else the model card."]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(rows: Sequence[ComparisonRow], path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part{os.getpid()}")
+        tmp.write_text(format_table(rows), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path} ({exc.strerror}); choose another -o") from None
+    return path
+
+
+def rows_as_dicts(rows: Sequence[ComparisonRow]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in rows]
