@@ -105,8 +105,7 @@ class Recognizer:
         tic = time.perf_counter()
         follow_ms = 0.0
         detections: list[Detection] | None = None
-        gray = None
-        if self.detect_every > 1 and not self.detector.whole_image:
+        if not self.detector.whole_image:
             gray = gray_frame(image)
             changed, cut = self.scene.update(gray)
             if cut:
@@ -115,7 +114,8 @@ class Recognizer:
                 self._scores.clear()
             visible = self.tracker.visible()
             due = self._since_detection + 1 >= self.detect_every
-            if visible and not (changed or due) and self._previous_gray is not None and self._previous_gray.shape == gray.shape:
+            if (visible and not (changed or due) and self._previous_gray is not None
+                    and self._previous_gray.shape == gray.shape):
                 followed = self.follower.follow(self._previous_gray, gray, [box for _, box in visible])
                 if all(f.quality >= self.follower.min_quality for f in followed):
                     detections = [Detection(f.box, self._scores.get(track_id, 0.0)) for (track_id, _), f in zip(visible, followed)]

@@ -109,6 +109,8 @@ def test_a_shot_cut_starts_new_identities(tiny_model, face, sample_bgr):
     ids = [r.faces[0].id for r in results]
     assert ids == [1] * 4 + [2] * 4  # IoU alone would have kept id 1 across the cut
     assert results[4].detected
+    with Recognizer(tiny_model, detect_every=1) as recognizer:  # the detector on every frame: cuts still end tracks
+        assert [r.faces[0].id for r in recognizer.stream(_frames(shot_a + shot_b))] == [1] * 4 + [2] * 4
 
 
 def test_detect_every_must_be_positive(tiny_model):
