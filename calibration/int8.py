@@ -20,7 +20,7 @@ import numpy as np
 
 from emolive.models.errors import DataError, ModelError, OutputError, require
 from emolive.models.info import METADATA_KEY, ModelInfo
-from emolive.models.onnx_io import INPUT_NAME
+from emolive.models.onnx_io import INPUT_NAME, set_metadata
 from emolive.models.preprocess import PreprocessSpec, preprocess_faces
 
 CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "entropy", "percentile")
@@ -226,13 +226,7 @@ def _write_with_metadata(quantized: Path, output: Path, info: ModelInfo, note: d
 def _write_proto(proto, output: Path, info: ModelInfo, note: dict[str, object]) -> None:
     import onnx
 
-    entries = {METADATA_KEY: info.to_json(), "labels": ",".join(info.labels), QUANTIZATION_KEY: json.dumps(note, sort_keys=True)}
-    del proto.metadata_props[:]
-    for key, value in entries.items():
-        prop = proto.metadata_props.add()
-        prop.key, prop.value = key, value
-    proto.producer_name = "emolive"
-    proto.doc_string = f"emolive {info.arch} (int8, {note.get('method', '?')} calibration): facial emotion classifier ({', '.join(info.labels)})"
+    set_metadata(proto, info, {QUANTIZATION_KEY: json.dumps(note, sort_keys=True)}, variant=f"int8, {note.get('method', '?')} calibration")
     tmp = output.with_name(output.name + ".part")
     try:
         onnx.save_model(proto, str(tmp))

@@ -49,21 +49,22 @@ def export_onnx(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str],
         dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False,
     )
     proto = program.model_proto
-    _set_metadata(proto, info)
+    set_metadata(proto, info)
     onnx.checker.check_model(proto)
     onnx.save_model(proto, str(tmp))
     os.replace(tmp, path)
     return path
 
 
-def _set_metadata(proto, info: ModelInfo) -> None:
-    entries = {METADATA_KEY: info.to_json(), "labels": ",".join(info.labels)}
+def set_metadata(proto, info: ModelInfo, extra: dict[str, str] | None = None, variant: str = "") -> None:
+    """Replace an ONNX model proto's metadata with ``info`` (plus ``extra`` entries); ``variant`` goes in the doc string."""
+    entries = {METADATA_KEY: info.to_json(), "labels": ",".join(info.labels), **(extra or {})}
     del proto.metadata_props[:]
     for key, value in entries.items():
         prop = proto.metadata_props.add()
         prop.key, prop.value = key, value
     proto.producer_name = "emolive"
-    proto.doc_string = f"emolive {info.arch}: facial emotion classifier ({', '.join(info.labels)})"
+    proto.doc_string = f"emolive {info.arch}{f' ({variant})' if variant else ''}: facial emotion classifier ({', '.join(info.labels)})"
 
 
 def read_onnx_info(session_or_path) -> ModelInfo:
