@@ -4,6 +4,9 @@ Takes ``RUN_DIR/best.safetensors`` from ``emo-live train``, evaluates the export
 PublicTest and PrivateTest with the same engine and preprocessing as ``emo-live eval``, embeds the
 figures in the model's metadata, writes ``NAME.onnx`` + ``NAME.safetensors`` + ``NAME.md`` (the model
 card) into ``models/weights/`` and records the ONNX file's sha256 in ``manifest.json``.
+
+``--ensemble A.safetensors B.safetensors ...`` ships the probability average of trained members instead
+of one run (see :mod:`emolive.models.ensemble`); its card points at the members' cards for their training.
 """
 
 from __future__ import annotations
@@ -56,9 +59,26 @@ def train_command(args: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def choose_temperature(logits: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, float]]:
+    """The NLL-fitted temperature, kept only if it also lowers ECE on the same (PublicTest) split.
+
+    Label smoothing bends a network's confidences in a way one scalar cannot undo: fitting T by NLL can
+    then make the reported calibration error worse, and T = 1 is the better choice.
+    Returns T and a record: the fitted T, the split's ECE at T = 1 and at the fitted T.
+    """
+    fitted = fit_temperature(logits, labels)
+    record = {"fitted_temperature": round(fitted, 4),
+              "public_test_ece_t1": round(expected_calibration_error(softmax(logits), labels), 4),
+              "public_test_ece_fitted": round(expected_calibration_error(softmax(logits, fitted), labels), 4)}
+    keep = record["public_test_ece_fitted"] < record["public_test_ece_t1"]
+    return (fitted if keep else 1.0), record
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="training run folder (best.safetensors, summary.json, history.json)")
+    parser.add_argument("run", type=Path, nargs="?", help="training run folder (best.safetensors, summary.json, history.json)")
+    parser.add_argument("--ensemble", type=Path, nargs="+", metavar="SAFETENSORS",
+                        help="ship the ensemble of these trained members instead of a run folder")
     parser.add_argument("--data", required=True, help="FER2013 data for the PublicTest/PrivateTest figures")
     parser.add_argument("--name", required=True, help="file stem of the shipped model")
     parser.add_argument("--alias", action="append", default=[], help="also ship under this name (e.g. default)")
@@ -69,9 +89,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="detector-box crop margin to record (FER2013 images are whole crops, so training does not use it)")
     args = parser.parse_args(argv)
 
+    if (args.run is None) == (args.ensemble is None):
+        parser.error("give a training run folder or --ensemble MEMBER.safetensors ..., not both")
     dest = args.dest or weights_dir()
-    summary = json.loads((args.run / "summary.json").read_text())
-    model, info = load_model(args.run / "best.safetensors")
+    if args.ensemble:
+        from emolive.models.ensemble import ensemble_from_files
+
+        summary = None
+        model, info = ensemble_from_files(args.ensemble)
+    else:
+        summary = json.loads((args.run / "summary.json").read_text())
+        model, info = load_model(args.run / "best.safetensors")
     if args.margin is not None:
         info = replace(info, preprocess=replace(info.preprocess, margin=args.margin))
     staging = dest / f".{args.name}.staging.onnx"
@@ -87,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             public_logits[tta] = predict_split(engine, public_split, logits=True, progress=False)
     public_by_tta = {tta: float((logits.argmax(1) == public_split.labels).mean()) for tta, logits in public_logits.items()}
     chosen = max(public_by_tta, key=lambda tta: (public_by_tta[tta], tta == "none"))
-    temperature = fit_temperature(public_logits[chosen], public_split.labels)
+    temperature, calibration = choose_temperature(public_logits[chosen], public_split.labels)
 
     # The chosen final model, evaluated once on PrivateTest.
     info = replace(info, temperature=round(temperature, 4), test_time_augmentation=chosen)
@@ -102,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     metrics = {"public_test_accuracy": round(public["accuracy"], 4), "private_test_accuracy": round(private["accuracy"], 4),
                "private_test_macro_f1": round(private["macro_f1"], 4), "private_test_ece": round(private["ece"], 4),
                "private_test_ece_uncalibrated": round(ece_before, 4), "epoch": int(info.metrics.get("epoch", 0)),
+               **calibration,
                **{f"public_test_accuracy_tta_{tta}": round(acc, 4) for tta, acc in public_by_tta.items()}}
     info = replace(info, metrics=metrics)
     onnx_path = export_onnx(model, info, dest / f"{args.name}.onnx")
@@ -121,17 +150,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"'emo-live train-temporal --data PATH --model {args.name} -o RUN_DIR --install'")
 
     params = sum(p.numel() for p in model.parameters())
-    card = _card(args.name, info, summary, private, metrics, ms, params, sha, args)
+    card = _card(args.name, info, summary, public, private, metrics, ms, params, sha, args)
     (dest / f"{args.name}.md").write_text(card, encoding="utf-8")
     print(card)
     return {"metrics": metrics, "ms_per_face": ms, "sha256": sha}
 
 
-def _card(name: str, info, summary: dict[str, Any], private: dict[str, Any], metrics: dict[str, float], ms: float,
+def _card(name: str, info, summary: dict[str, Any] | None, public: dict[str, Any], private: dict[str, Any], metrics: dict[str, float], ms: float,
           params: int, sha: str, args: argparse.Namespace) -> str:
     rows = "\n".join(f"| {label} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
                      for label, v in private["per_class"].items())
-    train_args = summary["args"]
+    source = f"--ensemble {' '.join(p.name for p in args.ensemble)}" if args.ensemble else "RUN_DIR"
     return f"""# Model card: {name}
 
 Facial emotion classifier ({', '.join(info.labels)}) for emolive, architecture `{info.arch}`
@@ -139,10 +168,10 @@ Facial emotion classifier ({', '.join(info.labels)}) for emolive, architecture `
 (margin {info.preprocess.margin} around the detector box, normalized with mean {info.preprocess.mean},
 std {info.preprocess.std}; all recorded in the model's metadata and applied by `preprocess_faces`).
 
-## Figures (FER2013, this exact file)
+## Figures ({'FER+ majority labels of FER2013' if label_set_name(info.labels) == 'ferplus' else 'FER2013'}, this exact file)
 | split | images | accuracy | macro-F1 |
 |---|---|---|---|
-| PublicTest (model selection) | 3589 | {metrics['public_test_accuracy']:.4f} | |
+| PublicTest (model selection) | {public['n']} | {metrics['public_test_accuracy']:.4f} | |
 | PrivateTest (reported once) | {private['n']} | {metrics['private_test_accuracy']:.4f} | {metrics['private_test_macro_f1']:.4f} |
 
 PrivateTest per class:
@@ -153,19 +182,15 @@ PrivateTest per class:
 
 Test-time augmentation: {info.test_time_augmentation} (chosen on PublicTest: {', '.join(f"{k.removeprefix('public_test_accuracy_tta_')} {v:.4f}" for k, v in metrics.items() if k.startswith('public_test_accuracy_tta_'))}).
 
-Confidences are temperature-scaled (T = {info.temperature:.3f}, fitted on PublicTest): expected calibration
-error on PrivateTest (15 bins) {metrics['private_test_ece_uncalibrated']:.4f} before, {metrics['private_test_ece']:.4f} after.
+{_calibration_text(info.temperature, metrics)}
 
 CPU inference: {ms:.3f} ms per face at batch 8 (ONNX Runtime, {cpu_name()}, median of 200 runs).
 
 Reproduce the figures: `emo-live eval --data PATH/TO/fer2013 --split PrivateTest --model {name}.onnx`
 
 ## Training
-- Data: {info.training_data}; PublicTest for checkpoint selection (best epoch {int(metrics.get('epoch', 0))}); PrivateTest untouched until release.
-- Command: `{train_command(train_args)}`
-- Wall time: {summary['wall_seconds'] / 60:.1f} min for {summary['epochs_run']} epochs on {summary.get('threads')} CPU threads
-  ({cpu_name()}; torch {summary.get('torch')}, device {summary.get('device')}).
-- Released with: `python -m emolive.training.release RUN_DIR --data PATH --name {name}{''.join(' --alias ' + a for a in args.alias)}{'' if args.margin is None else f' --margin {args.margin}'} --tta {args.tta}`
+{_training_text(info, summary, metrics)}
+- Released with: `python -m emolive.training.release {source} --data PATH --name {name}{''.join(' --alias ' + a for a in args.alias)}{'' if args.margin is None else f' --margin {args.margin}'} --tta {args.tta}`
 
 ## Files
 - `{name}.onnx` (runtime; sha256 `{sha}`, checked at load), `{name}.safetensors` (weights for fine-tuning/export).
@@ -176,6 +201,28 @@ mostly frontal adults. Expect lower accuracy on profile views, children, occlusi
 labels describe facial expressions, not inner states: do not use the output for decisions about people.
 Data: FER2013 (Goodfellow et al., 2013), research use.
 """
+
+
+def _calibration_text(temperature: float, metrics: dict[str, Any]) -> str:
+    ece = (f"expected calibration error on PrivateTest (15 bins) {metrics['private_test_ece_uncalibrated']:.4f} at T = 1, "
+           f"{metrics['private_test_ece']:.4f} as shipped")
+    if temperature != 1.0:
+        return f"Confidences are temperature-scaled (T = {temperature:.3f}, fitted by NLL on PublicTest): {ece}."
+    return (f"Confidences are the network's own (T = 1): the NLL-fitted T = {metrics['fitted_temperature']:.3f} raised "
+            f"PublicTest ECE from {metrics['public_test_ece_t1']:.4f} to {metrics['public_test_ece_fitted']:.4f}, so it is not applied; {ece}.")
+
+
+def _training_text(info, summary: dict[str, Any] | None, metrics: dict[str, Any]) -> str:
+    if summary is None:  # an ensemble: its members were trained (and carry cards) on their own
+        members = ", ".join(f"`{m['arch']}` (T = {float(m.get('temperature', 1.0)):.3f})" for m in info.arch_kwargs["members"])
+        return (f"- Members: {members}; {info.training_data}.\n"
+                f"- The average of the members' probabilities, one ONNX graph; each member's own card gives its training "
+                f"command and wall time. No training beyond the members'.")
+    return (f"- Data: {info.training_data}; PublicTest for checkpoint selection (best epoch {int(metrics.get('epoch', 0))}); "
+            f"PrivateTest untouched until release.\n"
+            f"- Command: `{train_command(summary['args'])}`\n"
+            f"- Wall time: {summary['wall_seconds'] / 60:.1f} min for {summary['epochs_run']} epochs on {summary.get('threads')} CPU threads\n"
+            f"  ({cpu_name()}; torch {summary.get('torch')}, device {summary.get('device')}).")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+"""Shipping a model: release of a training run and of an ensemble, the manifest, the card, calibration choice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import learnable_fer_csv
+
+pytest.importorskip("torch")
+
+from emolive.calibration.temperature import expected_calibration_error  # noqa: E402
+from emolive.models.onnx_io import read_onnx_info  # noqa: E402
+from emolive.realtime.engines import softmax  # noqa: E402
+from emolive.training.evaluate import evaluate_model  # noqa: E402
+from emolive.training.release import choose_temperature, main as release  # noqa: E402
+from emolive.training.train import get_args_parser, main as train  # noqa: E402
+
+TINY = '{"widths": [4, 8, 8], "hidden": 16}'
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return learnable_fer_csv(tmp_path_factory.mktemp("fer") / "fer.csv")
+
+
+def _train(data: Path, run: Path, seed: int) -> Path:
+    train(get_args_parser().parse_args(["--data", str(data), "--model", "baseline_cnn", "--arch-kwargs", TINY, "--epochs", "3", "--batch-size", "32",
+           "--lr", "3e-3", "--seed", str(seed), "--threads", "1", "--no-export", "-o", str(run)]))
+    return run
+
+
+def test_choose_temperature_keeps_the_fit_only_when_it_lowers_ece():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 4000)
+    logits = rng.normal(0, 1, (4000, 7))
+    logits[np.arange(4000), labels] += 2.0
+    overconfident = logits * 3.0  # a scalar fixes this: the fit is kept
+    temperature, record = choose_temperature(overconfident, labels)
+    assert temperature == pytest.approx(record["fitted_temperature"], abs=1e-4) and temperature > 1.2
+    assert expected_calibration_error(softmax(overconfident, temperature), labels) < record["public_test_ece_t1"]
+
+    # Already calibrated (confidence 0.7, exactly 70 % right): refitting cannot lower ECE, T = 1 is kept.
+    labels = np.arange(4000) % 7
+    top = np.where(np.arange(4000) < 2800, labels, (labels + 1) % 7)
+    probs = np.full((4000, 7), 0.3 / 6)
+    probs[np.arange(4000), top] = 0.7
+    temperature, record = choose_temperature(np.log(probs), labels)
+    assert record["public_test_ece_t1"] == pytest.approx(0.0, abs=1e-6)
+    assert temperature == 1.0
+
+
+def test_release_ships_a_run_and_an_ensemble(data, tmp_path, capsys):
+    runs = [_train(data, tmp_path / f"run{seed}", seed) for seed in (0, 1)]
+    dest = tmp_path / "weights"
+    result = release([str(runs[0]), "--data", str(data), "--name", "tiny_a", "--alias", "fast", "--dest", str(dest), "--tta", "auto"])
+    manifest = json.loads((dest / "manifest.json").read_text())
+    assert manifest["aliases"] == {"fast": "tiny_a"}
+    assert manifest["models"]["tiny_a"]["sha256"] == result["sha256"]
+    info = read_onnx_info(dest / "tiny_a.onnx")
+    private = evaluate_model(dest / "tiny_a.onnx", data, "PrivateTest", progress=False)
+    assert info.metrics["private_test_accuracy"] == pytest.approx(private["accuracy"], abs=1e-4)
+    assert info.test_time_augmentation in ("none", "hflip")
+    card = (dest / "tiny_a.md").read_text()
+    assert f"{private['accuracy']:.4f}" in card and "emo-live train --data" in card and "--epochs 3" in card
+    assert not list(dest.glob(".*staging*"))  # nothing half-written left behind
+
+    release([str(runs[1]), "--data", str(data), "--name", "tiny_b", "--dest", str(dest), "--tta", "none"])
+    capsys.readouterr()
+    release(["--ensemble", str(dest / "tiny_a.safetensors"), str(dest / "tiny_b.safetensors"), "--data", str(data),
+             "--name", "tiny_ens", "--alias", "accurate", "--dest", str(dest), "--tta", "none"])
+    manifest = json.loads((dest / "manifest.json").read_text())
+    assert manifest["aliases"] == {"fast": "tiny_a", "accurate": "tiny_ens"} and set(manifest["models"]) == {"tiny_a", "tiny_b", "tiny_ens"}
+    ensemble = read_onnx_info(dest / "tiny_ens.onnx")
+    assert ensemble.arch == "ensemble" and len(ensemble.arch_kwargs["members"]) == 2
+    card = (dest / "tiny_ens.md").read_text()
+    assert "Members:" in card and "--ensemble tiny_a.safetensors tiny_b.safetensors" in card
+    assert f"{ensemble.metrics['private_test_accuracy']:.4f}" in card
+
+
+def test_release_needs_exactly_one_source(data, tmp_path):
+    with pytest.raises(SystemExit):
+        release(["--data", str(data), "--name", "x", "--dest", str(tmp_path)])
