@@ -29,7 +29,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _train(data: Path, run: Path, seed: int) -> Path:
     train(get_args_parser().parse_args(["--data", str(data), "--model", "baseline_cnn", "--arch-kwargs", TINY, "--epochs", "3", "--batch-size", "32",
-           "--lr", "3e-3", "--seed", str(seed), "--threads", "1", "--no-export", "-o", str(run)]))
+           "--lr", "3e-3", "--label-smoothing", "0", "--seed", str(seed), "--threads", "1", "--no-export", "-o", str(run)]))
     return run
 
 
@@ -66,6 +66,8 @@ def test_release_ships_a_run_and_an_ensemble(data, tmp_path, capsys):
     assert info.test_time_augmentation in ("none", "hflip")
     card = (dest / "tiny_a.md").read_text()
     assert f"{private['accuracy']:.4f}" in card and "emo-live train --data" in card and "--epochs 3" in card
+    assert "--label-smoothing 0.0" in card and "--arch-kwargs '{\"widths\": [4, 8, 8], \"hidden\": 16}'" in card
+    assert "--seed 0" not in card  # defaults are left out
     assert not list(dest.glob(".*staging*"))  # nothing half-written left behind
 
     release([str(runs[1]), "--data", str(data), "--name", "tiny_b", "--dest", str(dest), "--tta", "none"])

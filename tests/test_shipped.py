@@ -88,3 +88,17 @@ def test_annotate_real_group_photo_finds_every_face(media_dir, tmp_path):
     assert main(["annotate", str(media_dir / "five_faces.jpg"), "-o", str(tmp_path / "g.jpg"), "--quiet"]) == 0
     (record,) = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]
     assert len(record["faces"]) == 5
+
+
+@pytest.mark.data
+def test_shipped_ferplus_model_reproduces_its_figure_on_ferplus_labels(fer_tarball, capsys):
+    from conftest import DATA
+
+    if not (DATA / "ferplus" / "fer2013new.csv").is_file():
+        pytest.skip(f"FER+ labels not present at {DATA / 'ferplus'} (see shared/data/README.md)")
+    info = read_onnx_info(resolve_model_path("ferplus"))
+    assert len(info.labels) == 8 and "contempt" in info.labels
+    assert main(["eval", "--data", str(fer_tarball), "--split", "PrivateTest", "--model", "ferplus", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["label_set"] == "ferplus-majority"  # picked from the model's labels
+    assert metrics["accuracy"] == pytest.approx(info.metrics["private_test_accuracy"], abs=5e-4)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from emolive.realtime.engines import OnnxRuntimeEngine, softmax
 from emolive.training.data import load_fer2013
 from emolive.training.evaluate import evaluate_model, ferplus_majority_split, predict_split
 
-_TRAIN_DEFAULTS_SKIP = {"resume", "no_export", "output", "threads", "margin"}
+_TRAIN_RUN_ONLY = {"resume", "no_export", "output", "threads", "margin"}  # how a run was driven, not what it learned
+_TRAIN_ALWAYS = {"data", "model", "epochs", "lr"}
 
 
 def cpu_name() -> str:
@@ -50,13 +52,20 @@ def cpu_name() -> str:
 
 
 def train_command(args: dict[str, Any]) -> str:
-    parts = ["emo-live train"]
+    """The ``emo-live train`` command that reproduces a run: data, model, epochs, learning rate and every
+    setting that differs from its default, shell-quoted (``args`` as recorded in the run's summary.json)."""
+    from emolive.training.train import get_args_parser
+
+    defaults = vars(get_args_parser().parse_args(["--data", "-"]))
+    parts = ["emo-live", "train"]
     for key, value in args.items():
-        if key in _TRAIN_DEFAULTS_SKIP or value in (None, False):
+        if key in _TRAIN_RUN_ONLY or value is None or value is False:
+            continue
+        if key not in _TRAIN_ALWAYS and key in defaults and defaults[key] == value:
             continue
         flag = "--" + key.replace("_", "-")
-        parts.append(flag if value is True else f"{flag} {value}")
-    return " ".join(parts)
+        parts += [flag] if value is True else [flag, json.dumps(value) if isinstance(value, (dict, list)) else str(value)]
+    return shlex.join(parts)
 
 
 def choose_temperature(logits: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, float]]:
