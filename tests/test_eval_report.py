@@ -154,3 +154,16 @@ def test_shipped_model_report_on_real_private_test(fer_tarball, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["n"] == 3589 and m["accuracy"] > 0.6 and m["valence"]["auc"] > m["macro_auc"] - 0.2
     shutil.rmtree(out)
+
+
+def test_comparison_table_marks_accuracies_on_ferplus_labels():
+    from emolive.training.compare import ComparisonRow, format_table
+
+    common = dict(source="x.onnx", arch="face_resnet_s", parameters=1000, mflops=1.0, tta="none", ms_per_face=0.5,
+                  public_accuracy=0.7, private_accuracy=0.71, train_seconds=600.0, epochs=10, train_time_from="summary.json")
+    only_fer = format_table([ComparisonRow(name="a", **common)])
+    assert "†" not in only_fer
+    table = format_table([ComparisonRow(name="a", **common), ComparisonRow(name="b", label_set="ferplus-majority", **common)])
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| a") or line.startswith("| b")}
+    assert "0.7100 |" in rows["a"] and "0.7100 † |" in rows["b"]
+    assert "† on FER+ majority labels" in table

@@ -41,6 +41,7 @@ class ComparisonRow:
     train_seconds: float | None
     epochs: int | None
     train_time_from: str
+    label_set: str = "fer2013"
 
 
 def count_parameters_and_flops(info: ModelInfo) -> tuple[int, float]:
@@ -70,14 +71,14 @@ def compare_models(models: Sequence[str | os.PathLike[str]], data: str | os.Path
             info = engine.info
             accuracy = {}
             for split in ("PublicTest", "PrivateTest"):
-                fer, _ = ground_truth(info, data, split)
+                fer, label_set = ground_truth(info, data, split)
                 accuracy[split] = float((predict_split(engine, fer, progress=progress).argmax(axis=1) == fer.labels).mean())
             ms = engine_ms_per_face(engine, batch=8)
             parameters, flops = count_parameters_and_flops(info)
             seconds, epochs, where = training_time(files, info.metrics)
             rows.append(ComparisonRow(files.name, str(files.onnx if not files.exported else files.safetensors), info.arch, parameters,
                                       flops / 1e6, info.test_time_augmentation, ms, accuracy["PublicTest"], accuracy["PrivateTest"],
-                                      seconds, epochs, where))
+                                      seconds, epochs, where, label_set))
     return rows
 
 
@@ -89,11 +90,14 @@ def format_table(rows: Sequence[ComparisonRow]) -> str:
         time = "n/a" if r.train_seconds is None else f"{r.train_seconds / 60:.1f} min" + (f" / {r.epochs} ep" if r.epochs else "")
         if r.train_time_from.endswith("(training in progress)"):
             time += " (in progress)"
+        mark = "" if r.label_set == "fer2013" else " †"
         lines.append(f"| {r.name} | {r.arch} | {r.parameters:,} | {r.mflops:.1f} | {r.tta} | {r.ms_per_face:.3f} | "
-                     f"{r.public_accuracy:.4f} | {r.private_accuracy:.4f} | {time} |")
+                     f"{r.public_accuracy:.4f}{mark} | {r.private_accuracy:.4f}{mark} | {time} |")
     lines += ["", "MFLOPs: torch.utils.flop_counter on one 48x48 face (multiply-add = 2 FLOPs; x2 with mirror TTA). "
               "CPU ms: ONNX Runtime, median of 200 batches of 8. Accuracies: the ONNX model on FER2013, measured by this command. "
               "Training time: the run's summary.json / history.json, else the model card."]
+    if any(r.label_set != "fer2013" for r in rows):
+        lines += ["", "† on FER+ majority labels (8 classes with contempt; images without a majority left out), not FER2013's."]
     return "\n".join(lines) + "\n"
 
 
