@@ -153,3 +153,36 @@ def test_transfer_training_from_a_local_state_dict_with_frozen_backbone(tmp_path
             torch.testing.assert_close(value, expected[key], msg=key)
     history = json.loads((run / "history.json").read_text())
     assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
+
+
+def test_ema_follows_the_model_early_and_reaches_its_decay_later():
+    from torch import nn
+    from torch.optim.swa_utils import AveragedModel
+
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    ema = AveragedModel(model, multi_avg_fn=recipe.warmup_ema(0.998), use_buffers=True)
+    ema.update_parameters(model)  # the first update copies
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(1.0)
+        model[1].running_var.fill_(0.01)  # statistics that shrank, as early in training
+        model[1].num_batches_tracked.fill_(25)
+    for _ in range(25):
+        ema.update_parameters(model)
+    weight = ema.module[0].weight.detach()  # shares storage: follows the updates
+    assert float(weight.min()) > 0.9  # a fixed 0.998 would still be at 1 - 0.998**25 = 0.05
+    assert float(ema.module[1].running_var.max()) < 0.2  # statistics follow with the weights
+    assert int(ema.module[1].num_batches_tracked) == 25
+
+    ema.n_averaged.fill_(100_000)  # long after the warm-up: one step moves by 1 - decay
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(2.0)
+    before = float(weight[0, 0])
+    ema.update_parameters(model)
+    assert float(weight[0, 0]) - before == pytest.approx(0.002 * (2.0 - before), rel=1e-3)
+    with pytest.raises(ValueError, match="decay"):
+        recipe.warmup_ema(1.5)

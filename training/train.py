@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from emolive.models.checkpoint import save_weights
@@ -229,7 +229,7 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
         optimizer = torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True)
     steps_per_epoch = math.ceil(len(train_y) / args.batch_size)
     scheduler = build_scheduler(optimizer, args, steps_per_epoch)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True) if args.ema_decay > 0 else None
+    ema = AveragedModel(model, multi_avg_fn=recipe.warmup_ema(args.ema_decay), use_buffers=True) if args.ema_decay > 0 else None
     loss_weights = class_weights(train_y, args.class_weights, len(labels))
     train_model = distributed.wrap_model(model, dist, sync_batchnorm=args.sync_batchnorm)  # shares model's parameters
 
