@@ -106,6 +106,9 @@ def process_group() -> Iterator[DistContext]:
         builtins.print = _print_nothing
     try:
         yield current()
+        # Rank 0 writes files after the last collective; tearing gloo's connections down while a peer
+        # still uses them can abort that peer ("terminate called without an active exception").
+        tdist.barrier()
     finally:
         builtins.print = original_print
         tdist.destroy_process_group()
