@@ -16,7 +16,7 @@ from .labels import validate_labels
 from .preprocess import PreprocessSpec
 
 METADATA_KEY = "emolive"
-TTA_MODES: tuple[str, ...] = ("none", "hflip")
+TTA_MODES: tuple[str, ...] = ("none", "hflip", "hflip_zoom")
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 FORMAT_VERSION = 1
 

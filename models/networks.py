@@ -146,39 +146,71 @@ class MLP(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-class HFlipAverage(nn.Module):
-    """Test-time augmentation: average the logits of each face and its mirror image (one graph)."""
+ZOOM_BORDER = 1 / 24
+"""``hflip_zoom``'s zoomed view drops this fraction of the side at each border (2 of 48 pixels) and scales the rest back up."""
 
-    def __init__(self, model: nn.Module) -> None:
+
+class TestTimeViews(nn.Module):
+    """Test-time augmentation inside the graph: average each face's logits (and penultimate features) over views.
+
+    ``hflip``: the face and its mirror image. ``hflip_zoom``: those two plus the face zoomed in (its central
+    part without a :data:`ZOOM_BORDER` frame, resized back to full size) and that zoom's mirror. All views go
+    through the network as one batch.
+    """
+
+    def __init__(self, model: nn.Module, mode: str = "hflip") -> None:
         super().__init__()
-        self.model = model
+        if mode not in ("hflip", "hflip_zoom"):
+            raise ValueError(f"test-time views must be 'hflip' or 'hflip_zoom', got {mode!r}")
+        self.model, self.mode = model, mode
+
+    @property
+    def num_views(self) -> int:
+        return 4 if self.mode == "hflip_zoom" else 2
+
+    def views(self, x: torch.Tensor) -> torch.Tensor:
+        """The views of a batch (N, C, S, S), stacked view after view: (V * N, C, S, S)."""
+        views = [x]
+        if self.mode == "hflip_zoom":
+            height, width = x.shape[-2], x.shape[-1]
+            border = max(1, round(width * ZOOM_BORDER))
+            inner = x[:, :, border:height - border, border:width - border]
+            views.append(nn.functional.interpolate(inner, size=(height, width), mode="bilinear", align_corners=False))
+        return torch.cat(views + [torch.flip(v, dims=[3]) for v in views])
+
+    def _mean(self, stacked: torch.Tensor) -> torch.Tensor:
+        return stacked.reshape(self.num_views, -1, stacked.shape[-1]).mean(0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.model(x) + self.model(torch.flip(x, dims=[3])))
+        return self._mean(self.model(self.views(x)))
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Averaged logits (as ``forward``) and the average of the two views' penultimate features."""
-        plain, mirrored = self.model.forward_features(x), self.model.forward_features(torch.flip(x, dims=[3]))
-        logits = 0.5 * (self.model.forward_head(plain) + self.model.forward_head(mirrored))
-        return logits, 0.5 * (plain + mirrored)
+        """Averaged logits (as ``forward``) and the average of the views' penultimate features."""
+        features = self.model.forward_features(self.views(x))
+        return self._mean(self.model.forward_head(features)), self._mean(features)
+
+
+def with_test_time_views(model: nn.Module, mode: str) -> nn.Module:
+    """``model`` wrapped in :class:`TestTimeViews` for ``mode`` (a :data:`~emolive.models.info.TTA_MODES` entry); ``none`` returns it as is."""
+    return model if mode == "none" else TestTimeViews(model, mode)
 
 
 class LogitsAndFeatures(nn.Module):
     """Export wrapper: ``x -> (logits, penultimate features)`` for a network with ``forward_features``/``forward_head``
-    (or an :class:`HFlipAverage` around one)."""
+    (or a :class:`TestTimeViews` around one)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(self.model, HFlipAverage):
+        if isinstance(self.model, TestTimeViews):
             return self.model.forward_with_features(x)
         features = self.model.forward_features(x)
         return self.model.forward_head(features), features
 
 
 def has_features(model: nn.Module) -> bool:
-    """Whether ``model`` (or the network inside an :class:`HFlipAverage`) exposes penultimate features."""
-    inner = model.model if isinstance(model, HFlipAverage) else model
+    """Whether ``model`` (or the network inside a :class:`TestTimeViews`) exposes penultimate features."""
+    inner = model.model if isinstance(model, TestTimeViews) else model
     return hasattr(inner, "forward_features") and hasattr(inner, "forward_head")

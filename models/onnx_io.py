@@ -24,20 +24,19 @@ def export_onnx(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str],
     The graph maps ``input`` (N, 1, S, S) float32, preprocessed by :func:`preprocess_faces`, to
     ``logits`` (N, num_classes) and, for networks with ``forward_features``, a second output
     ``features`` (N, F): the penultimate vector a temporal head consumes.
-    ``info.test_time_augmentation == "hflip"`` builds the mirror-averaging into the graph (of the
-    logits and of the features). Written to a temporary name and renamed when complete.
+    ``info.test_time_augmentation`` (``hflip``, ``hflip_zoom``) builds the averaging over views into the graph
+    (of the logits and of the features). Written to a temporary name and renamed when complete.
     """
     import onnx
     import torch
 
-    from .networks import HFlipAverage, LogitsAndFeatures, has_features
+    from .networks import LogitsAndFeatures, has_features, with_test_time_views
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     size = info.preprocess.size
     model = model.eval().to(memory_format=torch.contiguous_format)
-    if info.test_time_augmentation == "hflip":
-        model = HFlipAverage(model).eval()
+    model = with_test_time_views(model, info.test_time_augmentation).eval()
     output_names = [OUTPUT_NAME]
     if has_features(model):
         model, output_names = LogitsAndFeatures(model).eval(), [OUTPUT_NAME, FEATURES_NAME]

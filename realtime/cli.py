@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("members", nargs="+", type=Path, help="two or more .safetensors files with the same labels and preprocessing")
     ensemble.add_argument("-o", "--output", required=True, type=Path, help="the .onnx file to write")
     ensemble.add_argument("--weights", type=Path, help="also write the ensemble's .safetensors here (rebuilds it for re-export)")
-    ensemble.add_argument("--tta", choices=("none", "hflip"), default="none", help="mirror test-time augmentation around the whole ensemble")
+    ensemble.add_argument("--tta", choices=("none", "hflip", "hflip_zoom"), default="none",
+                          help="test-time augmentation around the whole ensemble: the mirror image (hflip), plus a zoomed-in view and its mirror (hflip_zoom)")
     _add_common(ensemble)
 
     bench = sub.add_parser("benchmark", help="FPS, latency and per-stage time per inference engine")

@@ -36,7 +36,7 @@ class TorchEngine(InferenceEngine):
     def __init__(self, path: str | Path, *, threads: int = 0, device: str | None = None) -> None:
         torch = require("torch", "train", "the 'torch' engine")
         from emolive.models.checkpoint import load_model
-        from emolive.models.networks import HFlipAverage, LogitsAndFeatures, has_features
+        from emolive.models.networks import LogitsAndFeatures, has_features, with_test_time_views
 
         self.path = Path(path)
         if self.path.suffix != ".safetensors" and not self.path.is_file():
@@ -59,8 +59,7 @@ class TorchEngine(InferenceEngine):
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if info.test_time_augmentation == "hflip":
-            model = HFlipAverage(model)
+        model = with_test_time_views(model, info.test_time_augmentation)
         self._model = model.eval().to(self.device)
         # The same (logits, features) pair the exported ONNX graph gives, for the LSTM smoother.
         self._with_features = LogitsAndFeatures(self._model).eval() if has_features(self._model) else None

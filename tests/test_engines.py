@@ -12,9 +12,9 @@ TRT_OK, TRT_REASON = tensorrt_status()
 gpu = pytest.mark.skipif(not TRT_OK, reason=f"TensorRT engine cannot run here: {TRT_REASON}")
 
 
-@pytest.fixture(scope="module")
-def tiny_pair(tmp_path_factory):
-    """A tiny model as .safetensors + .onnx side by side (hflip TTA, temperature 1.7), as emo-live train writes them."""
+@pytest.fixture(scope="module", params=["hflip", "hflip_zoom"])
+def tiny_pair(tmp_path_factory, request):
+    """A tiny model as .safetensors + .onnx side by side (test-time views, temperature 1.7), as emo-live release writes them."""
     pytest.importorskip("torch")
     import torch
 
@@ -27,7 +27,7 @@ def tiny_pair(tmp_path_factory):
     torch.manual_seed(1)
     kwargs = {"widths": [4, 8, 8], "hidden": 16}
     model = create_model("baseline_cnn", num_classes=7, **kwargs).eval()
-    info = ModelInfo(arch="baseline_cnn", labels=EMOTIONS, arch_kwargs=kwargs, temperature=1.7, test_time_augmentation="hflip")
+    info = ModelInfo(arch="baseline_cnn", labels=EMOTIONS, arch_kwargs=kwargs, temperature=1.7, test_time_augmentation=request.param)
     folder = tmp_path_factory.mktemp("pair")
     save_weights(model, info, folder / "m.safetensors")
     return export_onnx(model, info, folder / "m.onnx")

@@ -70,7 +70,11 @@ def test_release_ships_a_run_and_an_ensemble(data, tmp_path, capsys):
     assert "--seed 0" not in card  # defaults are left out
     assert not list(dest.glob(".*staging*"))  # nothing half-written left behind
 
-    release([str(runs[1]), "--data", str(data), "--name", "tiny_b", "--dest", str(dest), "--tta", "none"])
+    result = release([str(runs[1]), "--data", str(data), "--name", "tiny_b", "--dest", str(dest), "--tta", "none,hflip_zoom"])
+    chosen = read_onnx_info(dest / "tiny_b.onnx").test_time_augmentation
+    compared = {tta: result["metrics"][f"public_test_accuracy_tta_{tta}"] for tta in ("none", "hflip_zoom")}
+    assert chosen == max(compared, key=lambda tta: (compared[tta], tta == "none"))  # the better on PublicTest, ties to the cheaper
+    assert "--tta none,hflip_zoom" in (dest / "tiny_b.md").read_text()
     capsys.readouterr()
     release(["--ensemble", str(dest / "tiny_a.safetensors"), str(dest / "tiny_b.safetensors"), "--data", str(data),
              "--name", "tiny_ens", "--alias", "accurate", "--dest", str(dest), "--tta", "none"])
@@ -86,3 +90,9 @@ def test_release_ships_a_run_and_an_ensemble(data, tmp_path, capsys):
 def test_release_needs_exactly_one_source(data, tmp_path):
     with pytest.raises(SystemExit):
         release(["--data", str(data), "--name", "x", "--dest", str(tmp_path)])
+
+
+def test_release_rejects_an_unknown_test_time_augmentation(data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        release([str(tmp_path), "--data", str(data), "--name", "x", "--dest", str(tmp_path), "--tta", "hflip,ten-crop"])
+    assert exit_info.value.code == 2 and "unknown test-time augmentation ten-crop" in capsys.readouterr().err

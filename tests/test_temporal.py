@@ -100,7 +100,7 @@ def test_lstm_smoothing_needs_a_matching_head_and_the_features(tiny_model, tiny_
 
 def test_shipped_cnn_has_features_and_its_logits_match_the_pytorch_weights(sample_bgr):
     from emolive.models.checkpoint import load_model
-    from emolive.models.networks import HFlipAverage
+    from emolive.models.networks import TestTimeViews
     from emolive.models.shipped import resolve_model_path, shipped_models, weights_dir
     from emolive.realtime.engines import OnnxRuntimeEngine
 
@@ -116,7 +116,7 @@ def test_shipped_cnn_has_features_and_its_logits_match_the_pytorch_weights(sampl
     assert features.shape == (3, model.num_features)
     x = torch.from_numpy(batch)
     with torch.no_grad():
-        expected_logits = HFlipAverage(model)(x).numpy()
+        expected_logits = TestTimeViews(model)(x).numpy()
         expected_features = 0.5 * (model.forward_features(x) + model.forward_features(torch.flip(x, dims=[3]))).numpy()
     np.testing.assert_allclose(logits, expected_logits, atol=1e-4)
     np.testing.assert_allclose(features, expected_features, atol=1e-4)
@@ -225,6 +225,17 @@ def test_train_and_eval_temporal_end_to_end(tiny_model, sample_bgr, tmp_path, mo
     assert set(rows) == {"none", "ema (alpha 0.5)", "lstm", "lstm + hysteresis 0.1, dwell 3"}
     assert all(row["frames"] == 6 and row["tracks"] >= 1 for row in rows.values())
     assert all(0.0 <= row["accuracy"] <= 1.0 and row["cost_ms_1"] > 0 for row in rows.values())
+
+    # A setting is chosen on PublicTest sequences: --split builds them from PublicTest stills.
+    import emolive.training.temporal_eval as temporal_eval
+
+    loaded = []
+    real_load = temporal_eval.load_fer2013
+    monkeypatch.setattr(temporal_eval, "load_fer2013", lambda data, split: loaded.append(split) or real_load(data, split))
+    assert main(["eval-temporal", "--data", str(data), "--model", str(cnn), "--split", "PublicTest", "--json", str(tmp_path / "p.json"),
+                 "--views", "2", "--occluded-views", "1", "--sequences", "4", "--length", "20", "--cost-frames", "5", "--alphas", "0.5",
+                 "--hysteresis", "", "--quiet"]) == 0
+    assert loaded == ["PublicTest"] and json.loads((tmp_path / "p.json").read_text())["synthetic"]["split"] == "PublicTest"
 
 
 def test_eval_temporal_settings_add_hysteresis_rows_and_reject_bad_ones():

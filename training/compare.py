@@ -49,12 +49,12 @@ def count_parameters_and_flops(info: ModelInfo) -> tuple[int, float]:
     torch = require("torch", "train", "counting FLOPs")
     from torch.utils.flop_counter import FlopCounterMode
 
-    from emolive.models.networks import HFlipAverage
+    from emolive.models.networks import with_test_time_views
     from emolive.models.registry import create_model
 
     network = create_model(info.arch, num_classes=info.num_classes, **info.arch_kwargs).eval()
     parameters = sum(p.numel() for p in network.parameters())
-    deployed = HFlipAverage(network).eval() if info.test_time_augmentation == "hflip" else network
+    deployed = with_test_time_views(network, info.test_time_augmentation).eval()
     size = info.preprocess.size
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         deployed(torch.zeros(1, 1, size, size))
@@ -93,7 +93,7 @@ def format_table(rows: Sequence[ComparisonRow]) -> str:
         mark = "" if r.label_set == "fer2013" else " †"
         lines.append(f"| {r.name} | {r.arch} | {r.parameters:,} | {r.mflops:.1f} | {r.tta} | {r.ms_per_face:.3f} | "
                      f"{r.public_accuracy:.4f}{mark} | {r.private_accuracy:.4f}{mark} | {time} |")
-    lines += ["", "MFLOPs: torch.utils.flop_counter on one 48x48 face (multiply-add = 2 FLOPs; x2 with mirror TTA). "
+    lines += ["", "MFLOPs: torch.utils.flop_counter on one 48x48 face (multiply-add = 2 FLOPs; times the test-time views: 2 for hflip, 4 for hflip_zoom). "
               "CPU ms: ONNX Runtime, median of 200 batches of 8. Accuracies: the ONNX model on FER2013, measured by this command. "
               "Training time: the run's summary.json / history.json, else the model card."]
     if any(r.label_set != "fer2013" for r in rows):

@@ -23,6 +23,7 @@ import numpy as np
 
 from emolive.calibration.temperature import expected_calibration_error, fit_temperature
 from emolive.models.checkpoint import load_model, save_weights
+from emolive.models.info import TTA_MODES
 from emolive.models.labels import label_set_name
 from emolive.models.onnx_io import export_onnx
 from emolive.models.shipped import file_sha256, weights_dir
@@ -83,6 +84,18 @@ def choose_temperature(logits: np.ndarray, labels: np.ndarray) -> tuple[float, d
     return (fitted if keep else 1.0), record
 
 
+def tta_candidates(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The test-time augmentation modes ``--tta`` compares: ``auto`` is none and hflip (the two within the fast model's budget)."""
+    if isinstance(text, tuple):
+        return text
+    modes = ("none", "hflip") if text == "auto" else tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    unknown = [m for m in modes if m not in TTA_MODES]
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(f"unknown test-time augmentation {', '.join(unknown) or repr(text)}; choose from auto, {', '.join(TTA_MODES)} "
+                                         "(several separated by commas)")
+    return modes
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, nargs="?", help="training run folder (best.safetensors, summary.json, history.json)")
@@ -92,8 +105,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--name", required=True, help="file stem of the shipped model")
     parser.add_argument("--alias", action="append", default=[], help="also ship under this name (e.g. default)")
     parser.add_argument("--dest", type=Path, default=None, help="weights folder (default: the package's models/weights)")
-    parser.add_argument("--tta", choices=("auto", "none", "hflip"), default="auto",
-                        help="mirror test-time augmentation; auto keeps it only if it raises PublicTest accuracy")
+    parser.add_argument("--tta", type=tta_candidates, default="auto",
+                        help="test-time augmentation: one of none, hflip, hflip_zoom, or several separated by commas to keep the "
+                             "best on PublicTest (ties go to the cheaper); auto = none,hflip (default: %(default)s)")
     parser.add_argument("--margin", type=float, default=None,
                         help="detector-box crop margin to record (FER2013 images are whole crops, so training does not use it)")
     args = parser.parse_args(argv)
@@ -118,12 +132,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # Model selection on PublicTest only: with or without mirror test-time augmentation.
     public_logits: dict[str, np.ndarray] = {}
-    for tta in (("none", "hflip") if args.tta == "auto" else (args.tta,)):
+    for tta in tta_candidates(args.tta):
         export_onnx(model, replace(info, temperature=1.0, test_time_augmentation=tta), staging)
         with OnnxRuntimeEngine(staging) as engine:
             public_logits[tta] = predict_split(engine, public_split, logits=True, progress=False)
     public_by_tta = {tta: float((logits.argmax(1) == public_split.labels).mean()) for tta, logits in public_logits.items()}
-    chosen = max(public_by_tta, key=lambda tta: (public_by_tta[tta], tta == "none"))
+    chosen = max(public_by_tta, key=lambda tta: (public_by_tta[tta], -TTA_MODES.index(tta)))
     temperature, calibration = choose_temperature(public_logits[chosen], public_split.labels)
 
     # The chosen final model, evaluated once on PrivateTest.
@@ -199,7 +213,7 @@ Reproduce the figures: `emo-live eval --data PATH/TO/fer2013 --split PrivateTest
 
 ## Training
 {_training_text(info, summary, metrics)}
-- Released with: `python -m emolive.training.release {source} --data PATH --name {name}{''.join(' --alias ' + a for a in args.alias)}{'' if args.margin is None else f' --margin {args.margin}'} --tta {args.tta}`
+- Released with: `python -m emolive.training.release {source} --data PATH --name {name}{''.join(' --alias ' + a for a in args.alias)}{'' if args.margin is None else f' --margin {args.margin}'} --tta {','.join(args.tta)}`
 
 ## Files
 - `{name}.onnx` (runtime; sha256 `{sha}`, checked at load), `{name}.safetensors` (weights for fine-tuning/export).

@@ -1,6 +1,6 @@
 """Compare temporal smoothing (none / EMA / LSTM, each with or without label hysteresis): ``emo-live eval-temporal --data FER2013 [--media DIR] [--json FILE]``.
 
-(a) per-frame accuracy and (b) transition latency of the displayed label on synthetic PrivateTest
+(a) per-frame accuracy and (b) transition latency of the displayed label on synthetic PrivateTest (or, to choose a setting, PublicTest)
 sequences (jittered views of the stills through the CNN, then each smoother exactly as the runtime runs
 it: one ``update`` per frame for all sequences as tracks); (c) flicker, label switches per second per
 track, on real videos: they go once through :class:`~emolive.realtime.pipeline.Recognizer` (detector,
@@ -57,7 +57,9 @@ class SmoothingSetting:
 
 def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="emo-live eval-temporal", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="FER2013 (for the synthetic PrivateTest sequences)")
+    parser.add_argument("--data", required=True, help="FER2013 (for the synthetic sequences)")
+    parser.add_argument("--split", choices=("PrivateTest", "PublicTest"), default="PrivateTest",
+                        help="stills of the synthetic sequences: PrivateTest to report, PublicTest to choose a setting (default: %(default)s)")
     parser.add_argument("--model", default="default", help="the CNN (shipped name or .onnx path); its temporal head must sit beside it")
     parser.add_argument("--media", type=Path, help="folder of real videos (*.mp4, *.mov) for the flicker figures")
     parser.add_argument("--json", type=Path, help="write every figure here as JSON")
@@ -66,7 +68,7 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                         help="label hysteresis settings MARGIN:DWELL to compare, comma-separated, '' = none (default: %(default)s)")
     parser.add_argument("--hysteresis-on", default="lstm,ema", help="smoothers that get each hysteresis setting: none, ema, lstm (default: %(default)s)")
     parser.add_argument("--hysteresis-alpha", type=float, default=0.7, help="EMA alpha under hysteresis (default: %(default)s)")
-    parser.add_argument("--images", type=int, default=0, help="PrivateTest stills to use (0 = all; default: %(default)s)")
+    parser.add_argument("--images", type=int, default=0, help="stills of --split to use (0 = all; default: %(default)s)")
     parser.add_argument("--views", type=int, default=4, help="clean jittered views per still (default: %(default)s)")
     parser.add_argument("--occluded-views", type=int, default=2, help="occluded views per still (default: %(default)s)")
     parser.add_argument("--sequences", type=int, default=400, help="synthetic sequences (default: %(default)s)")
@@ -249,14 +251,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if not videos:
             raise InputError(f"--media {args.media} has no .mp4 or .mov videos")
     smoothers = {s: s.create(cnn_path) for s in settings}  # a missing head fails here, early
-    split = load_fer2013(args.data, "PrivateTest")
+    split = load_fer2013(args.data, args.split)
     images, labels = split.images, split.labels
     if 0 < args.images < len(split):
         order = np.random.default_rng(args.seed).permutation(len(split))[:args.images]
         images, labels = images[order], labels[order]
     with OnnxRuntimeEngine(cnn_path, threads=args.threads) as engine:
         features, probs = view_features(engine, images, clean_views=args.views, occluded_views=args.occluded_views, seed=args.seed + 7,
-                                        jitter=ViewJitter(), progress=not args.quiet, desc="PrivateTest views")
+                                        jitter=ViewJitter(), progress=not args.quiet, desc=f"{args.split} views")
     plans = plan_sequences(labels, args.sequences, args.length, seed=20_000 + args.seed,
                            clean_views=args.views, occluded_views=args.occluded_views)
     flat_probs, flat_features = probs.reshape(-1, probs.shape[-1]), features.reshape(-1, features.shape[-1])
@@ -273,7 +275,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(row)
     true_flicker = flicker_rate(np.stack([p.label for p in plans]), args.fps)[0]
     result = {"model": str(cnn_path), "cnn_sha256": file_sha256(cnn_path), "synthetic": {
-        "split": "PrivateTest", "stills": int(len(labels)), "sequences": args.sequences, "length": args.length, "fps": args.fps,
+        "split": args.split, "stills": int(len(labels)), "sequences": args.sequences, "length": args.length, "fps": args.fps,
         "views": args.views, "occluded_views": args.occluded_views, "true_label_switches_per_s": true_flicker},
         "videos": [str(v) for v in videos], "rows": rows, "table": format_table(rows, bool(videos))}
     if args.json:
