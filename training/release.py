@@ -84,10 +84,8 @@ def choose_temperature(logits: np.ndarray, labels: np.ndarray) -> tuple[float, d
     return (fitted if keep else 1.0), record
 
 
-def tta_candidates(text: str | tuple[str, ...]) -> tuple[str, ...]:
+def tta_candidates(text: str) -> tuple[str, ...]:
     """The test-time augmentation modes ``--tta`` compares: ``auto`` is none and hflip (the two within the fast model's budget)."""
-    if isinstance(text, tuple):
-        return text
     modes = ("none", "hflip") if text == "auto" else tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
     unknown = [m for m in modes if m not in TTA_MODES]
     if unknown or not modes:
@@ -130,9 +128,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if label_set_name(info.labels) == "ferplus":  # an 8-class FER+ model is selected and reported on FER+ majority labels
         public_split, private_split = ferplus_majority_split(public_split, args.data), ferplus_majority_split(private_split, args.data)
 
-    # Model selection on PublicTest only: with or without mirror test-time augmentation.
+    # Model selection on PublicTest only: which of the --tta modes (argparse has parsed even the default into a tuple).
     public_logits: dict[str, np.ndarray] = {}
-    for tta in tta_candidates(args.tta):
+    for tta in args.tta:
         export_onnx(model, replace(info, temperature=1.0, test_time_augmentation=tta), staging)
         with OnnxRuntimeEngine(staging) as engine:
             public_logits[tta] = predict_split(engine, public_split, logits=True, progress=False)
