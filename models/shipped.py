@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -23,6 +24,8 @@ class ShippedModel:
     sha256: str
     temporal: str = ""
     """The CNN's temporal head (``--smooth lstm``) beside it, if one ships."""
+    quantized_from: str = ""
+    """For an INT8 file: the shipped FP32 model it was quantized from (what engines that cannot run it build from)."""
 
 
 def weights_dir() -> Path:
@@ -50,6 +53,32 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _entry_of(path: Path) -> ShippedModel | None:
+    """The manifest entry of a shipped ONNX file (None for a file outside the package's weights)."""
+    if path.parent.resolve() != weights_dir().resolve():
+        return None
+    return next((entry for entry in _manifest().values() if entry.onnx == path.name), None)
+
+
+def weights_for(onnx_path: str | os.PathLike[str]) -> Path:
+    """The PyTorch weights of an ONNX model: the manifest's for a shipped file, else ``NAME.safetensors`` beside it.
+
+    Shipped models that share a network (the same weights with more test-time views, or their INT8
+    version) name one ``.safetensors`` in the manifest instead of carrying a copy each.
+    """
+    path = Path(onnx_path)
+    if path.suffix == ".safetensors":
+        return path
+    entry = _entry_of(path)
+    return weights_dir() / entry.safetensors if entry is not None else path.with_suffix(".safetensors")
+
+
+def fp32_source(onnx_path: str | os.PathLike[str]) -> Path | None:
+    """The FP32 file a shipped INT8 model was quantized from (None for anything else)."""
+    entry = _entry_of(Path(onnx_path))
+    return resolve_model_path(entry.quantized_from) if entry is not None and entry.quantized_from else None
 
 
 def resolve_model_path(model: str | Path | None) -> Path:

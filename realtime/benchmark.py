@@ -20,7 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from emolive.models.errors import EmoliveError, InputError
-from emolive.models.shipped import resolve_model_path
+from emolive.models.onnx_io import read_onnx_info
+from emolive.models.shipped import fp32_source, resolve_model_path
 
 from .engines import ENGINES, InferenceEngine, create_engine
 from .overlay import draw_faces
@@ -182,13 +183,23 @@ def schedule_agreement(reference: PipelineRun, run: PipelineRun, min_iou: float 
 
 
 def _variants(names: Iterable[str], model_path: Path) -> list[tuple[str, str, Path]]:
-    """(engine, precision, model file) for each engine asked for; ONNX Runtime also runs the INT8 model when one ships."""
+    """(engine, precision, model file) for each engine asked for.
+
+    ONNX Runtime runs both precisions where both ship: an FP32 model and the ``NAME.int8.onnx`` beside
+    it, or a shipped INT8 model and the FP32 model it was quantized from. Other engines get the model
+    as given (PyTorch runs an INT8 file's FP32 network; TensorRT builds FP16 from its FP32 source).
+    """
+    if read_onnx_info(model_path).precision == "int8":
+        fp32, int8 = fp32_source(model_path), model_path
+    else:
+        sibling = model_path.with_name(f"{model_path.stem}.int8.onnx")
+        fp32, int8 = model_path, sibling if sibling.is_file() else None
     variants = []
     for name in names:
-        variants.append((name, "fp32", model_path))
-        int8 = model_path.with_name(f"{model_path.stem}.int8.onnx")
-        if name == "onnxruntime" and int8.is_file():
-            variants.append((name, "int8", int8))
+        if name == "onnxruntime":
+            variants += [(name, precision, path) for precision, path in (("fp32", fp32), ("int8", int8)) if path is not None]
+        else:
+            variants.append((name, "fp32", model_path))
     return variants
 
 
@@ -223,6 +234,8 @@ def benchmark(source: str | int | None, *, engines: Iterable[str], frames: int =
             rows.append(BenchmarkRow(engine=name, precision=precision, status=f"failed: {exc}"))
             continue
         reference: PipelineRun | None = None
+        precision = getattr(engine, "precision", engine.info.precision)  # what actually runs (TensorRT: fp16 by default)
+        weights = getattr(engine, "checkpoint", path)  # PyTorch loads the .safetensors, not the ONNX file
         with engine:
             ms_face = engine_ms_per_face(engine)
             for every in detect_every:
@@ -237,7 +250,7 @@ def benchmark(source: str | int | None, *, engines: Iterable[str], frames: int =
                     reference = run
                 count = run.frames
                 rows.append(BenchmarkRow(
-                    engine=name, precision=precision, status="ok", model_mb=round(os.path.getsize(path) / 1e6, 2),
+                    engine=name, precision=precision, status="ok", model_mb=round(os.path.getsize(weights) / 1e6, 2),
                     ms_per_face=round(ms_face, 3), fps=round(count / run.seconds, 1) if run.seconds else 0.0,
                     p50_ms=round(float(np.percentile(run.latency_ms, 50)), 2), p95_ms=round(float(np.percentile(run.latency_ms, 95)), 2),
                     faces_per_frame=round(run.faces / max(count, 1), 2), frames=count, detect_every=every,

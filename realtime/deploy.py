@@ -50,6 +50,13 @@ def source_onnx(source: str | os.PathLike[str], work: Path) -> Path:
     return path
 
 
+def _network_of(src: Path) -> Path:
+    """A shipped CPU INT8 model stands for its network: exports other than CPU INT8 start from the FP32 model it came from."""
+    from emolive.models.shipped import fp32_source
+
+    return fp32_source(src) or src
+
+
 def export_model(source: str | os.PathLike[str], output: str | os.PathLike[str], *, fmt: str = "onnx", precision: str | None = None,
                  max_batch: int = 64, data: str | os.PathLike[str] | None = None, calibration_size: int = 1000,
                  target: str = "cpu", name: str | None = None, progress: Callable[[str], None] | None = None) -> ExportResult:
@@ -73,6 +80,8 @@ def export_model(source: str | os.PathLike[str], output: str | os.PathLike[str],
                 raise InputError(f"--format onnx writes FP32; for {precision} use --format onnx-int8 (int8) or --format engine/triton (fp16)")
             return ExportResult(fmt, (_export_fp32(source, output, work),))
         src = source_onnx(source, work)
+        if not (fmt == "onnx-int8" and target == "cpu"):
+            src = _network_of(src)
         if fmt == "onnx-int8":
             if precision not in (None, "int8"):
                 raise InputError(f"--format onnx-int8 writes INT8, not {precision}; drop --precision or use --format onnx")
@@ -92,7 +101,7 @@ def _export_fp32(source: str | os.PathLike[str], output: Path, work: Path) -> Pa
 
         model, info = load_model(Path(text))
         return export_onnx(model, info, output)
-    src = source_onnx(source, work)
+    src = _network_of(source_onnx(source, work))
     from emolive.models.onnx_io import read_onnx_info
 
     read_onnx_info(src)  # refuse foreign or broken files before copying

@@ -1,7 +1,8 @@
 """TensorRT engine (NVIDIA GPUs): build a serialized engine from an emolive ONNX model, cache it, run it.
 
 FP32/FP16 engines come from the FP32 model; an INT8 model (the QDQ file from
-``emo-live export --format onnx-int8 --precision int8``) builds with explicit quantization. The
+``emo-live export --format onnx-int8 --precision int8``) builds with explicit quantization. A shipped
+INT8 model made for the CPU builds from the FP32 model it was quantized from (FP16 by default). The
 optimization profile covers 1..``max_batch`` faces. Engines are cached under
 ``$EMOLIVE_CACHE/engines`` (default ``~/.cache/emolive/engines``), keyed by the model's sha256, the
 TensorRT version, the GPU name, precision and batch range. Device buffers and the stream come from
@@ -196,6 +197,31 @@ def load_or_build_engine(onnx_path: Path, precision: str, max_batch: int, size: 
     return path, False
 
 
+def tensorrt_source(path: Path, requested: str | None) -> Path:
+    """The ONNX file TensorRT builds from for ``path`` at the ``requested`` precision.
+
+    A shipped INT8 model quantized for the CPU (asymmetric activations, which TensorRT refuses), or
+    one asked for at fp16/fp32, builds from the FP32 model it was quantized from; anything else builds
+    from ``path`` itself (and errors clearly where that cannot work).
+    """
+    from emolive.models.shipped import fp32_source
+
+    session = open_onnx_session(path)
+    if read_onnx_info(session).precision != "int8" or requested == "int8":
+        return path
+    metadata = session.get_modelmeta().custom_metadata_map
+    source = fp32_source(path)
+    if source is None:
+        return path
+    if requested is None:
+        try:
+            check_tensorrt_int8(metadata, path)
+            return path  # already TensorRT-flavoured INT8
+        except ModelError:
+            pass
+    return source
+
+
 class TensorRTEngine(InferenceEngine):
     """A TensorRT execution context over device buffers sized for ``max_batch`` faces."""
 
@@ -205,7 +231,7 @@ class TensorRTEngine(InferenceEngine):
                  cache_root: Path | None = None) -> None:
         trt = _import_tensorrt()
         cudart = _import_cudart()
-        self.path = Path(path)
+        self.path = tensorrt_source(Path(path), precision)
         session = open_onnx_session(self.path)
         self.info = read_onnx_info(session)
         self.precision = resolve_precision(precision, self.info.precision)

@@ -1,9 +1,10 @@
 """PyTorch engine: run the model from its .safetensors weights on CPU or CUDA (needs emolive[train]).
 
 Useful for checking an export against the network it came from, and on machines where PyTorch with
-CUDA is present but TensorRT is not. Given an ``.onnx`` path it loads the ``.safetensors`` next to it
-and takes labels, preprocessing, temperature and test-time augmentation from the ONNX metadata, so
-its outputs match ONNX Runtime's on the same file.
+CUDA is present but TensorRT is not. Given an ``.onnx`` path it loads that model's ``.safetensors``
+(the manifest's for a shipped model, else the file beside it) and takes labels, preprocessing,
+temperature and test-time augmentation from the ONNX metadata, so its outputs match ONNX Runtime's on
+an FP32 file. For an INT8 file it runs the FP32 network the file was quantized from.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from .engines import InferenceEngine, softmax
 
 
 def checkpoint_for(model_path: str | Path) -> Path:
-    """The ``.safetensors`` file for ``model_path`` (itself, or the sibling of an ``.onnx``)."""
-    path = Path(model_path)
-    checkpoint = path if path.suffix == ".safetensors" else path.with_suffix(".safetensors")
+    """The ``.safetensors`` file for ``model_path``: itself, the manifest's for a shipped model, or the sibling of an ``.onnx``."""
+    from emolive.models.shipped import weights_for
+
+    checkpoint = weights_for(model_path)
     if not checkpoint.is_file():
         raise ModelError(f"engine 'torch' needs the PyTorch weights {checkpoint}, which do not exist; "
                          "put the .safetensors next to the .onnx (emo-live train writes both) or use --engine onnxruntime")
@@ -50,9 +52,8 @@ class TorchEngine(InferenceEngine):
             if (deployed.arch, deployed.labels, deployed.arch_kwargs) != (info.arch, info.labels, info.arch_kwargs):
                 raise ModelError(f"{self.checkpoint} ({info.arch}) does not match {self.path} ({deployed.arch}); "
                                  "pass the .safetensors the ONNX model was exported from")
-            if deployed.precision != "fp32":
-                raise ModelError(f"{self.path} is a {deployed.precision} model; the torch engine runs the FP32 weights: pass the FP32 .onnx")
-            info = deployed
+            # An INT8 file's network is its FP32 weights: PyTorch runs those, with the file's views and temperature.
+            info = replace(deployed, precision="fp32")
         else:
             info = replace(info, precision="fp32")
         self.info = info

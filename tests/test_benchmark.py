@@ -20,3 +20,14 @@ def test_benchmark_cli_marks_unavailable_engines_and_writes_json(tiny_model, tmp
     assert "onnxruntime" in table and "failed" in table
     rows = {row["engine"]: row for row in json.loads(out.read_text())}
     assert rows["onnxruntime"]["status"] == "ok" and rows["tensorrt"]["status"].startswith("failed: ")
+
+
+def test_benchmark_runs_both_precisions_of_a_shipped_model_either_way_round(tiny_model):
+    from emolive.models.shipped import resolve_model_path
+    from emolive.realtime.benchmark import _variants
+
+    fp32, int8 = resolve_model_path("fer2013_face_resnet_s_views4"), resolve_model_path("fer2013_face_resnet_s_views4_int8")
+    expected = [("onnxruntime", "fp32", fp32), ("onnxruntime", "int8", int8)]
+    assert _variants(["onnxruntime"], fp32) == expected
+    assert _variants(["onnxruntime", "torch"], int8) == [*expected, ("torch", "fp32", int8)]  # torch runs its FP32 network
+    assert _variants(["onnxruntime"], tiny_model) == [("onnxruntime", "fp32", tiny_model)]

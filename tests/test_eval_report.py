@@ -153,6 +153,7 @@ def test_shipped_model_report_on_real_private_test(fer_tarball, tmp_path):
     assert main(["eval", "--data", str(fer_tarball), "--split", "PrivateTest", "--report", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["n"] == 3589 and m["accuracy"] > 0.6 and m["valence"]["auc"] > m["macro_auc"] - 0.2
+    assert m["model"].startswith("emolive/models/weights/")  # not this machine's install path
     shutil.rmtree(out)
 
 

@@ -37,6 +37,17 @@ def test_onnx_from_safetensors_and_from_onnx(tmp_path, tiny_model):
     assert (tmp_path / "b.onnx").read_bytes() == tiny_model.read_bytes()
 
 
+def test_a_shipped_int8_model_exports_its_fp32_network_where_int8_cannot_go(tmp_path, capsys):
+    """--format onnx (FP32) of the INT8 model writes the FP32 model it was quantized from; CPU INT8 copies it as is."""
+    from emolive.models.shipped import resolve_model_path
+
+    int8, fp32 = resolve_model_path("fer2013_face_resnet_s_views4_int8"), resolve_model_path("fer2013_face_resnet_s_views4")
+    assert main(["export", "fer2013_face_resnet_s_views4_int8", "--format", "onnx", "-o", str(tmp_path / "a.onnx")]) == 0
+    assert (tmp_path / "a.onnx").read_bytes() == fp32.read_bytes()
+    assert main(["export", "fer2013_face_resnet_s_views4_int8", "--format", "onnx-int8", "--data", "unused.csv", "-o", str(tmp_path / "b.onnx")]) == 0
+    assert (tmp_path / "b.onnx").read_bytes() == int8.read_bytes()
+
+
 def test_triton_repository_matches_the_onnx_model(tmp_path, tiny_model, capsys):
     import onnxruntime as ort
 

@@ -92,14 +92,14 @@ def test_build_keeps_the_best_method_on_public_test(tmp_path, tiny_model, monkey
 
 
 @pytest.mark.data
-def test_int8_default_model_keeps_its_accuracy(tmp_path, fer_tarball):
+def test_int8_quantized_shipped_network_keeps_its_accuracy(tmp_path, fer_tarball):
     from emolive.calibration.int8 import calibration_set, split_accuracy
     from emolive.models.shipped import resolve_model_path
     from emolive.training.data import load_fer2013
 
-    source = resolve_model_path("default")
+    source = resolve_model_path("fer2013_face_resnet_s")  # the FP32 network behind the INT8 default
     faces = calibration_set(fer_tarball, read_model_info(source).preprocess, size=300)
-    out = quantize_int8(source, tmp_path / "default.int8.onnx", faces)
+    out = quantize_int8(source, tmp_path / "face_resnet_s.int8.onnx", faces)
     private = load_fer2013(fer_tarball, "PrivateTest")
     images, labels = private.images[:600], private.labels[:600]
     fp32, int8 = split_accuracy(source, images, labels), split_accuracy(out, images, labels)

@@ -75,6 +75,15 @@ def test_balanced_sampler_draws_classes_equally():
     assert torch.allclose(counts, torch.full((3,), 1 / 3), atol=0.05)
 
 
+def test_balanced_sampler_and_class_weights_are_not_combined():
+    import argparse
+
+    recipe.check_imbalance_handling(argparse.Namespace(sampler="balanced", class_weights="none"))
+    recipe.check_imbalance_handling(argparse.Namespace(sampler="shuffle", class_weights="sqrt"))
+    with pytest.raises(InputError, match="twice"):
+        recipe.check_imbalance_handling(argparse.Namespace(sampler="sqrt", class_weights="inverse"))
+
+
 def test_backbone_learning_rate_scale_and_freezing():
     model = create_model("baseline_cnn", widths=[4, 8, 8], hidden=16)
     args = argparse.Namespace(lr=1e-2, weight_decay=0.05, backbone_lr_scale=0.1)

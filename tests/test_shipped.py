@@ -6,9 +6,10 @@ import shutil
 import cv2
 import pytest
 
+from emolive.models.checkpoint import read_weights_info
 from emolive.models.errors import ModelError
 from emolive.models.onnx_io import read_onnx_info
-from emolive.models.shipped import resolve_model_path, shipped_models, weights_dir
+from emolive.models.shipped import resolve_model_path, shipped_models, weights_dir, weights_for
 from emolive.realtime.cli import main
 
 
@@ -22,21 +23,33 @@ def test_default_model_ships_with_card_and_metrics():
     info = read_onnx_info(path)
     assert info.labels == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
     card = (weights_dir() / entry.card).read_text()
-    assert f"{info.metrics['private_test_accuracy']:.4f}" in card
+    assert entry.onnx in card and f"{info.metrics['public_test_accuracy']:.4f}" in card
 
 
 def test_fast_and_accurate_names_pick_shipped_models():
     models = shipped_models()
     assert models["fast"] == models["default"]
-    fast, accurate = (read_onnx_info(resolve_model_path(name)) for name in ("fast", "accurate"))
-    assert accurate.metrics["public_test_accuracy"] > fast.metrics["public_test_accuracy"]  # chosen on PublicTest
+    info = {name: read_onnx_info(resolve_model_path(name)) for name in sorted(json.loads((weights_dir() / "manifest.json").read_text())["models"])}
+    fer2013 = {name: i for name, i in info.items() if i.labels == info[models["default"].name].labels}
+    public = {name: i.metrics["public_test_accuracy"] for name, i in fer2013.items()}
+    # accurate: the best PublicTest accuracy among the FP32 FER2013 models (the default may be an INT8 file of that
+    # network, within the live budget; INT8 rounding can move PublicTest either way).
+    accurate = models["accurate"].name
+    assert fer2013[accurate].precision == "fp32"
+    assert public[accurate] == max(a for name, a in public.items() if fer2013[name].precision == "fp32")
 
 
 @pytest.mark.parametrize("name", sorted(json.loads((weights_dir() / "manifest.json").read_text())["models"]))
 def test_every_shipped_model_is_intact_and_has_its_card(name):
     entry = shipped_models()[name]
-    info = read_onnx_info(resolve_model_path(name))  # checks sha256
-    assert (weights_dir() / entry.safetensors).is_file()
+    path = resolve_model_path(name)  # checks sha256
+    info = read_onnx_info(path)
+    assert weights_for(path) == weights_dir() / entry.safetensors  # the torch engine and eval find these weights
+    weights = read_weights_info(weights_dir() / entry.safetensors)
+    assert (weights.arch, weights.arch_kwargs, weights.labels) == (info.arch, info.arch_kwargs, info.labels)
+    if info.precision == "int8":  # engines that cannot run the CPU INT8 file build from its FP32 model
+        source = shipped_models()[entry.quantized_from]
+        assert source.safetensors == entry.safetensors and read_onnx_info(resolve_model_path(source.name)).precision == "fp32"
     card = (weights_dir() / entry.card).read_text()
     assert entry.onnx in card  # an INT8 file is described on its FP32 model's card
     assert "Command" in card or "Members" in card  # how to reproduce it
@@ -59,12 +72,16 @@ def test_damaged_shipped_model_is_refused(tmp_path, monkeypatch):
 @pytest.mark.data
 @pytest.mark.parametrize("name", ["default", "accurate"])
 def test_shipped_model_reproduces_its_private_test_accuracy(name, fer_tarball, capsys):
-    """Guards train/inference preprocessing parity: the card's figure must come back through eval."""
+    """Guards train/inference preprocessing parity: the file's recorded figure must come back through eval.
+
+    A release records PrivateTest; an INT8 export records the PublicTest accuracy its calibration was chosen on."""
     stated = read_onnx_info(resolve_model_path(name)).metrics
-    assert main(["eval", "--data", str(fer_tarball), "--split", "PrivateTest", "--model", name, "--json"]) == 0
+    split = "PrivateTest" if "private_test_accuracy" in stated else "PublicTest"
+    assert main(["eval", "--data", str(fer_tarball), "--split", split, "--model", name, "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert metrics["accuracy"] == pytest.approx(stated["private_test_accuracy"], abs=5e-4)
-    assert metrics["ece"] == pytest.approx(stated["private_test_ece"], abs=5e-4)
+    assert metrics["accuracy"] == pytest.approx(stated[f"{split[:-4].lower()}_test_accuracy"], abs=5e-4)
+    if split == "PrivateTest":
+        assert metrics["ece"] == pytest.approx(stated["private_test_ece"], abs=5e-4)
     assert metrics["accuracy"] >= 0.69
 
 

@@ -104,8 +104,8 @@ def test_shipped_cnn_has_features_and_its_logits_match_the_pytorch_weights(sampl
     from emolive.models.shipped import resolve_model_path, shipped_models, weights_dir
     from emolive.realtime.engines import OnnxRuntimeEngine
 
-    path = resolve_model_path("default")
-    model, info = load_model(weights_dir() / shipped_models()["default"].safetensors)
+    path = resolve_model_path("fer2013_face_resnet_s")
+    model, info = load_model(weights_dir() / shipped_models()["fer2013_face_resnet_s"].safetensors)
     with OnnxRuntimeEngine(path) as engine:
         assert engine.info == info  # metadata (temperature, TTA, metrics, preprocessing) kept
         boxes = [(150, 60, 170, 190), (140, 50, 190, 210), (160, 70, 150, 170)]

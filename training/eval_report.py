@@ -232,6 +232,15 @@ def evaluation_report(model: str | os.PathLike[str], data: str | os.PathLike[str
     return metrics
 
 
+def _shown_path(path: Path | None) -> str:
+    """A shipped file by its name inside the package (not this machine's install path); others as given."""
+    from emolive.models.shipped import weights_dir
+
+    if path is not None and path.parent.resolve() == weights_dir().resolve():
+        return f"emolive/models/weights/{path.name}"
+    return str(path)
+
+
 def _metrics(labels: np.ndarray, logits: np.ndarray, info: ModelInfo, files: ModelFiles) -> dict[str, Any]:
     names = info.labels
     probs, probs_before = softmax(logits, info.temperature), softmax(logits, 1.0)
@@ -240,7 +249,7 @@ def _metrics(labels: np.ndarray, logits: np.ndarray, info: ModelInfo, files: Mod
     aucs = [c["auc"] for c in roc.values() if c["auc"] is not None]
     val = valence(labels, probs, names)
     metrics.update({
-        "name": files.name, "model": str(files.safetensors if files.exported else files.onnx),
+        "name": files.name, "model": _shown_path(files.safetensors if files.exported else files.onnx),
         "weights": str(files.safetensors) if files.safetensors else None, "exported": files.exported, "arch": info.arch,
         "temperature": info.temperature, "test_time_augmentation": info.test_time_augmentation,
         "ece_uncalibrated": expected_calibration_error(probs_before, labels, bins=15),

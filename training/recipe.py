@@ -41,6 +41,14 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
                        help="shuffle: each image once per epoch; balanced / sqrt: draw classes equally / by 1/sqrt(count)")
 
 
+def check_imbalance_handling(args: argparse.Namespace) -> None:
+    """Refuse ``--sampler balanced|sqrt`` with ``--class-weights``: together they correct class imbalance twice."""
+    sampler, weights = getattr(args, "sampler", "shuffle"), getattr(args, "class_weights", "none")
+    if sampler != "shuffle" and weights != "none":
+        raise InputError(f"--sampler {sampler} and --class-weights {weights} both correct class imbalance, so rare classes "
+                         "would be over-weighted twice; use one of them")
+
+
 def label_names(args: argparse.Namespace) -> tuple[str, ...]:
     return EMOTIONS if getattr(args, "labels", "fer2013") == "fer2013" else FERPLUS_EMOTIONS
 

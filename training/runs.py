@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from emolive.models.errors import ModelError, require
-from emolive.models.shipped import resolve_model_path, shipped_models
+from emolive.models.shipped import resolve_model_path, shipped_models, weights_for
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ def open_model_files(spec: str | os.PathLike[str], run: str | os.PathLike[str] |
         run_dir = run_dir or _run_of(path.parent)
     else:
         onnx = resolve_model_path(text)
-        sibling = onnx.with_suffix(".safetensors")
-        weights = sibling if sibling.is_file() else None
+        weights = weights_for(onnx)
+        weights = weights if weights.is_file() else None
         name, run_dir = onnx.stem, run_dir or _run_of(onnx.parent)
     if run_dir is not None and name in ("best", "last"):
         name = run_dir.resolve().name

@@ -63,6 +63,10 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser.add_argument("--limit", type=int, default=0, help="use only this many training images (smoke tests)")
     parser.add_argument("--exclude", default=None,
                         help="suspects CSV from 'emo-live audit --suspects': leave its Training rows out (duplicates of test images, conflicting labels, blank)")
+    parser.add_argument("--teacher", default=None,
+                        help="distil from this model (shipped name or .onnx, e.g. an ensemble): train on labels blended with its probabilities")
+    parser.add_argument("--teacher-weight", type=float, default=0.7, help="share of the teacher's probabilities in the targets (default: %(default)s)")
+    parser.add_argument("--teacher-temperature", type=float, default=1.0, help="softmax temperature of the teacher's logits (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
     distributed.add_distributed_args(parser)
@@ -182,6 +186,7 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     after it is saved; returning True stops training there. Under torchrun (an initialised process
     group, see :mod:`emolive.training.distributed`) every rank runs this and only rank 0 writes files.
     """
+    recipe.check_imbalance_handling(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     generator = seed_everything(args.seed)
@@ -211,6 +216,11 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
         train_y = torch.from_numpy(train_votes)
     elif recipe.mix_config(args).enabled:
         train_y = soft_targets(train_y, len(labels))
+    if getattr(args, "teacher", None):
+        from emolive.training.distill import blend_targets, teacher_probabilities
+
+        teacher = teacher_probabilities(args.teacher, train_split, labels, args.teacher_temperature, out, progress=dist.is_main)
+        train_y = blend_targets(train_y, teacher, args.teacher_weight)
     scaler = recipe.grad_scaler(device, args.precision)
 
     arch_kwargs = recipe.arch_kwargs(args)
@@ -250,7 +260,8 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
 
     label_source = {"fer2013": "FER2013", "ferplus-majority": "FER+ majority labels of FER2013", "ferplus-votes": "FER+ vote distributions of FER2013"}[args.labels]
     info_kwargs = {"arch": args.model, "labels": labels, "preprocess": spec, "arch_kwargs": arch_kwargs,
-                   "training_data": f"{label_source} Training ({len(train_y)} images)" + (f", ImageNet-initialised ({Path(args.pretrained).name})" if args.pretrained else "")}
+                   "training_data": f"{label_source} Training ({len(train_y)} images)" + (f", ImageNet-initialised ({Path(args.pretrained).name})" if args.pretrained else "")
+                   + (f", distilled from {Path(args.teacher).name} (weight {args.teacher_weight}, T {args.teacher_temperature})" if getattr(args, "teacher", None) else "")}
     stale = 0
     for epoch in range(start_epoch, args.epochs):
         tic = time.perf_counter()
