@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .info import TTA_MODES
+
 
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -160,8 +162,8 @@ class TestTimeViews(nn.Module):
 
     def __init__(self, model: nn.Module, mode: str = "hflip") -> None:
         super().__init__()
-        if mode not in ("hflip", "hflip_zoom"):
-            raise ValueError(f"test-time views must be 'hflip' or 'hflip_zoom', got {mode!r}")
+        if mode == "none" or mode not in TTA_MODES:
+            raise ValueError(f"test-time views must be one of {', '.join(TTA_MODES[1:])}, got {mode!r}")
         self.model, self.mode = model, mode
 
     @property

@@ -55,9 +55,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_shipped_file(path: Path) -> bool:
+    """Whether ``path`` lies in the package's weights folder."""
+    return path.parent.resolve() == weights_dir().resolve()
+
+
 def _entry_of(path: Path) -> ShippedModel | None:
     """The manifest entry of a shipped ONNX file (None for a file outside the package's weights)."""
-    if path.parent.resolve() != weights_dir().resolve():
+    if not is_shipped_file(path):
         return None
     return next((entry for entry in _manifest().values() if entry.onnx == path.name), None)
 

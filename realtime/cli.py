@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from emolive.models.errors import EmoliveError, require
+from emolive.models.info import TTA_MODES
 
 from .detectors import DETECTORS
 from .engines import ENGINES
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("members", nargs="+", type=Path, help="two or more .safetensors files with the same labels and preprocessing")
     ensemble.add_argument("-o", "--output", required=True, type=Path, help="the .onnx file to write")
     ensemble.add_argument("--weights", type=Path, help="also write the ensemble's .safetensors here (rebuilds it for re-export)")
-    ensemble.add_argument("--tta", choices=("none", "hflip", "hflip_zoom"), default="none",
+    ensemble.add_argument("--tta", choices=TTA_MODES, default="none",
                           help="test-time augmentation around the whole ensemble: the mirror image (hflip), plus a zoomed-in view and its mirror (hflip_zoom)")
     _add_common(ensemble)
 

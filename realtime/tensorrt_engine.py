@@ -206,16 +206,12 @@ def tensorrt_source(path: Path, requested: str | None) -> Path:
     """
     from emolive.models.shipped import fp32_source
 
-    session = open_onnx_session(path)
-    if read_onnx_info(session).precision != "int8" or requested == "int8":
-        return path
-    metadata = session.get_modelmeta().custom_metadata_map
-    source = fp32_source(path)
-    if source is None:
+    source = fp32_source(path)  # set only for shipped INT8 files
+    if source is None or requested == "int8":
         return path
     if requested is None:
         try:
-            check_tensorrt_int8(metadata, path)
+            check_tensorrt_int8(open_onnx_session(path).get_modelmeta().custom_metadata_map, path)
             return path  # already TensorRT-flavoured INT8
         except ModelError:
             pass

@@ -234,9 +234,9 @@ def evaluation_report(model: str | os.PathLike[str], data: str | os.PathLike[str
 
 def _shown_path(path: Path | None) -> str:
     """A shipped file by its name inside the package (not this machine's install path); others as given."""
-    from emolive.models.shipped import weights_dir
+    from emolive.models.shipped import is_shipped_file
 
-    if path is not None and path.parent.resolve() == weights_dir().resolve():
+    if path is not None and is_shipped_file(path):
         return f"emolive/models/weights/{path.name}"
     return str(path)
 
