@@ -78,8 +78,12 @@ def read_onnx_info(session_or_path) -> ModelInfo:
     return ModelInfo.from_json(meta.get(METADATA_KEY), source)
 
 
-def open_onnx_session(path: str | os.PathLike[str], *, threads: int = 0, providers: list[str] | None = None):
-    """Open an ONNX Runtime session, turning missing or broken files into a one-line ModelError."""
+def open_onnx_session(path: str | os.PathLike[str], *, threads: int = 0, providers: list[str] | None = None, spinning: bool = True):
+    """Open an ONNX Runtime session, turning missing or broken files into a one-line ModelError.
+
+    ``spinning=False`` lets idle intra-op threads sleep instead of busy-waiting for the next call: slower
+    for back-to-back batches, but it leaves the cores to the other threads of a video pipeline.
+    """
     import onnxruntime as ort
 
     path = Path(path)
@@ -91,6 +95,8 @@ def open_onnx_session(path: str | os.PathLike[str], *, threads: int = 0, provide
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises Fail/InvalidProtobuf/... without a shared base class

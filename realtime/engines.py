@@ -65,9 +65,9 @@ class OnnxRuntimeEngine(InferenceEngine):
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, *, threads: int = 0, providers: list[str] | None = None) -> None:
+    def __init__(self, path: str | Path, *, threads: int = 0, providers: list[str] | None = None, spinning: bool = True) -> None:
         self.path = Path(path)
-        self._session = open_onnx_session(self.path, threads=threads, providers=providers)
+        self._session = open_onnx_session(self.path, threads=threads, providers=providers, spinning=spinning)
         self.info = read_onnx_info(self._session)
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
@@ -146,8 +146,10 @@ def auto_engine_name() -> str:
     return "tensorrt" if tensorrt_status()[0] else "onnxruntime"
 
 
-def create_engine(name: str, model_path: str | Path, *, threads: int = 0) -> InferenceEngine:
+def create_engine(name: str, model_path: str | Path, *, threads: int = 0, spinning: bool = True) -> InferenceEngine:
     """Build the engine ``name`` for the model at ``model_path``; ``auto`` picks the fastest present.
+
+    ``spinning=False``: ONNX Runtime's idle threads sleep between calls (see :func:`open_onnx_session`).
 
     ``auto`` is TensorRT when a GPU and the ``tensorrt`` extra are present, otherwise ONNX Runtime with
     its CUDA/TensorRT execution providers where onnxruntime-gpu and a GPU are there, otherwise ONNX
@@ -156,7 +158,7 @@ def create_engine(name: str, model_path: str | Path, *, threads: int = 0) -> Inf
     if name == "auto":
         name = auto_engine_name()
     if name == "onnxruntime":
-        return OnnxRuntimeEngine(model_path, threads=threads, providers=onnxruntime_providers())
+        return OnnxRuntimeEngine(model_path, threads=threads, providers=onnxruntime_providers(), spinning=spinning)
     if name == "tensorrt":
         from .tensorrt_engine import TensorRTEngine, tensorrt_status
 

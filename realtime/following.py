@@ -30,11 +30,12 @@ class FollowedBox:
     quality: float
 
 
+_UNIT_GRID = np.stack(np.meshgrid(np.linspace(0.2, 0.8, GRID), np.linspace(0.2, 0.8, GRID)), axis=-1).reshape(-1, 1, 2)
+
+
 def _grid_points(box: Box) -> np.ndarray:
     x, y, w, h = box
-    xs = x + w * np.linspace(0.2, 0.8, GRID)
-    ys = y + h * np.linspace(0.2, 0.8, GRID)
-    return np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 1, 2).astype(np.float32)
+    return (_UNIT_GRID * (w, h) + (x, y)).astype(np.float32)
 
 
 class FaceFollower:
@@ -75,16 +76,16 @@ class FaceFollower:
             points = points * zoom
         forward, status, _ = cv2.calcOpticalFlowPyrLK(before_roi, after_roi, points, None, **self.lk)
         backward, status_back, _ = cv2.calcOpticalFlowPyrLK(after_roi, before_roi, forward, None, **self.lk)
-        error = np.linalg.norm((backward - points).reshape(-1, 2), axis=1)
-        ok = (status.ravel() == 1) & (status_back.ravel() == 1) & (error < self.max_error)
+        back_error = (backward - points).reshape(-1, 2)
+        ok = (status.ravel() == 1) & (status_back.ravel() == 1) & ((back_error ** 2).sum(1) < self.max_error ** 2)
         if ok.sum() < 3:
             return FollowedBox(box, 0.0)
         before, after = points[ok].reshape(-1, 2), forward[ok].reshape(-1, 2)
         shift = np.median(after - before, axis=0) / zoom
-        spread_before = np.linalg.norm(before - before.mean(axis=0), axis=1)
-        spread_after = np.linalg.norm(after - after.mean(axis=0), axis=1)
+        spread_before = np.hypot(*(before - before.mean(axis=0)).T)
+        spread_after = np.hypot(*(after - after.mean(axis=0)).T)
         usable = spread_before > 1e-3
-        scale = float(np.clip(np.median(spread_after[usable] / spread_before[usable]), 0.8, 1.25))
+        scale = min(max(float(np.median(spread_after[usable] / spread_before[usable])), 0.8), 1.25)
         cx, cy = x + w / 2 + shift[0], y + h / 2 + shift[1]
         nw, nh = w * scale, h * scale
         bx0, by0 = max(0.0, cx - nw / 2), max(0.0, cy - nh / 2)

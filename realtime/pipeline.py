@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,25 @@ from .records import Detection, FaceResult, Frame, FrameResult
 from .smoothing import DEFAULT_DWELL, DEFAULT_HYSTERESIS, DEFAULT_SMOOTH, Smoother, create_smoother
 from .sources import FrameSource, open_source
 from .tracking import IoUTracker
-from .workers import PrefetchReader
+from .workers import BackgroundIterator, PrefetchReader
+
+
+@dataclass(frozen=True)
+class LocatedFaces:
+    """The faces of one frame, found and identified but not yet classified.
+
+    ``active_ids`` are the tracker's live ids after this frame (None: untracked, ids number the faces 1..N);
+    ``cut`` says this frame starts a new shot (tracks ended, smoothing starts afresh); ``timings`` so far.
+    """
+
+    frame: Frame
+    detections: tuple[Detection, ...]
+    ids: tuple[int, ...]
+    active_ids: tuple[int, ...] | None
+    detected: bool
+    cut: bool
+    timings: dict[str, float] = field(compare=False)
+
 
 STAGES: tuple[str, ...] = ("decode", "detect", "preprocess", "classify", "track")
 """Keys of ``FrameResult.timings`` (milliseconds); ``track`` includes following faces between detections and smoothing."""
@@ -55,7 +74,9 @@ class Recognizer:
             raise InputError(f"detect_every must be at least 1 (1 = run the detector on every frame), got {detect_every}")
         self._owns_engine = not isinstance(engine, InferenceEngine)
         self._owns_detector = not isinstance(detector, FaceDetector)
-        self.engine = engine if isinstance(engine, InferenceEngine) else create_engine(engine, resolve_model_path(model), threads=threads)
+        # The CNN shares the cores with decoding, the detector and encoding: its idle threads must not busy-wait.
+        self.engine = engine if isinstance(engine, InferenceEngine) else create_engine(engine, resolve_model_path(model), threads=threads,
+                                                                                       spinning=False)
         try:
             self.info = self.engine.info
             self.labels = self.info.labels
@@ -93,55 +114,7 @@ class Recognizer:
         are followed with optical flow. It runs at once when a followed face is lost, when the frame
         changes a lot, and after a shot cut (which also starts new tracks).
         """
-        timings: dict[str, float] = {}
-        image = frame.image
-        validate_image(image)
-        if not track:
-            detections = self._detect(image, timings)
-            probs, _ = self._infer(image, detections, timings)
-            timings["track"] = 0.0
-            return FrameResult(frame=frame, faces=tuple(self._results(detections, probs, list(range(1, len(detections) + 1)))), timings=timings)
-
-        tic = time.perf_counter()
-        follow_ms = 0.0
-        detections: list[Detection] | None = None
-        if not self.detector.whole_image:
-            gray = gray_frame(image)
-            changed, cut = self.scene.update(gray)
-            if cut:
-                self.tracker.end_tracks()
-                self.smoother.reset()
-                self._scores.clear()
-            visible = self.tracker.visible()
-            due = self._since_detection + 1 >= self.detect_every
-            if (visible and not (changed or due) and self._previous_gray is not None
-                    and self._previous_gray.shape == gray.shape):
-                followed = self.follower.follow(self._previous_gray, gray, [box for _, box in visible])
-                if all(f.quality >= self.follower.min_quality for f in followed):
-                    detections = [Detection(f.box, self._scores.get(track_id, 0.0)) for (track_id, _), f in zip(visible, followed)]
-            self._previous_gray = gray
-            follow_ms = (time.perf_counter() - tic) * 1000.0
-        detected = detections is None
-        if detected:
-            detections = self._detect(image, timings)
-            self._since_detection = 0
-        else:
-            timings["detect"] = 0.0
-            self._since_detection += 1
-        probs, features = self._infer(image, detections, timings)
-        tic = time.perf_counter()
-        ids = self.tracker.update([d.box for d in detections])
-        if detected:
-            alive = set(self.tracker.active_ids)
-            self._scores = {i: s for i, s in self._scores.items() if i in alive}
-            self._scores.update({i: d.score for i, d in zip(ids, detections)})
-        raw = None
-        smoothed = self.smoother.update(ids, probs, self.tracker.active_ids, features=features)
-        held = self.smoother.held_labels(ids)
-        if smoothed is not probs:
-            probs, raw = smoothed, probs
-        timings["track"] = follow_ms + (time.perf_counter() - tic) * 1000.0
-        return FrameResult(frame=frame, faces=tuple(self._results(detections, probs, ids, raw, held)), timings=timings, detected=detected)
+        return self._classify(self._locate(frame, track))
 
     def stream(self, source: str | int | os.PathLike[str] | FrameSource | Iterable[Frame], *, prefetch: bool = True,
                track: bool | None = None) -> Iterator[FrameResult]:
@@ -149,8 +122,11 @@ class Recognizer:
 
         Frames of a video or camera are tracked; images of a folder are independent (ids restart);
         ``track`` overrides that choice (False: every frame is an unrelated still image).
-        Files are decoded on a background thread a few frames ahead (``prefetch``); every frame is
-        kept, in order. ``timings["decode"]`` is the decoding time of the frame.
+        Files are decoded on a background thread a few frames ahead (``prefetch``), and their faces are
+        located (detector, optical flow, tracker) on a second one while this thread classifies and smooths
+        the frames before: the results are the same as frame-by-frame ``process``, every frame is kept,
+        in order. Live sources run frame by frame, so the newest frame is always the next one.
+        ``timings["decode"]`` is the decoding time of the frame.
         """
         if isinstance(source, (str, int, Path)):
             source = open_source(source)
@@ -160,7 +136,21 @@ class Recognizer:
         if prefetch and isinstance(source, FrameSource) and not source.info.is_live:
             reader = PrefetchReader(source)
         self.reset()
-        iterator = iter(reader if reader is not None else source)
+        located = self._located(reader if reader is not None else source, track)
+        if reader is not None:
+            located = BackgroundIterator(located, depth=4, name="emolive-locate")
+        iterator = iter(located)
+        try:
+            for faces in iterator:
+                yield self._classify(faces)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def _located(self, frames: Iterable[Frame], track: bool) -> Iterator[LocatedFaces]:
+        """The faces of every frame, located in order (the first half of ``stream``)."""
+        iterator = iter(frames)
         try:
             while True:
                 tic = time.perf_counter()
@@ -169,15 +159,81 @@ class Recognizer:
                 except StopIteration:
                     return
                 decode_ms = (time.perf_counter() - tic) * 1000.0
-                if reader is not None:
-                    decode_ms = reader.decode_ms.pop(frame.index, decode_ms)
-                result = self.process(frame, track=track)
-                result.timings["decode"] = decode_ms
-                yield result
+                if isinstance(frames, PrefetchReader):
+                    decode_ms = frames.decode_ms.pop(frame.index, decode_ms)
+                faces = self._locate(frame, track)
+                faces.timings["decode"] = decode_ms
+                yield faces
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+
+    def _locate(self, frame: Frame, track: bool) -> LocatedFaces:
+        """Detect or follow the faces of one frame and give them track ids (no classification)."""
+        timings: dict[str, float] = {}
+        image = frame.image
+        validate_image(image)
+        if not track:
+            detections = self._detect(image, timings)
+            return LocatedFaces(frame, tuple(detections), tuple(range(1, len(detections) + 1)), None, detected=True, cut=False,
+                                timings=timings)
+
+        tic = time.perf_counter()
+        cut = False
+        detections: list[Detection] | None = None
+        if not self.detector.whole_image:
+            gray = gray_frame(image)
+            changed, cut = self.scene.update(gray)
+            if cut:
+                self.tracker.end_tracks()
+                self._scores.clear()
+            visible = self.tracker.visible()
+            due = self._since_detection + 1 >= self.detect_every
+            if (visible and not (changed or due) and self._previous_gray is not None
+                    and self._previous_gray.shape == gray.shape):
+                followed = self.follower.follow(self._previous_gray, gray, [box for _, box in visible])
+                if all(f.quality >= self.follower.min_quality for f in followed):
+                    detections = [Detection(f.box, self._scores.get(track_id, 0.0)) for (track_id, _), f in zip(visible, followed)]
+            self._previous_gray = gray
+        follow_ms = (time.perf_counter() - tic) * 1000.0
+        detected = detections is None
+        if detections is None:
+            detections = self._detect(image, timings)
+            self._since_detection = 0
+        else:
+            timings["detect"] = 0.0
+            self._since_detection += 1
+        tic = time.perf_counter()
+        ids = self.tracker.update([d.box for d in detections])
+        if detected:
+            alive = set(self.tracker.active_ids)
+            self._scores = {i: s for i, s in self._scores.items() if i in alive}
+            self._scores.update({i: d.score for i, d in zip(ids, detections)})
+        timings["track"] = follow_ms + (time.perf_counter() - tic) * 1000.0
+        return LocatedFaces(frame, tuple(detections), tuple(ids), tuple(self.tracker.active_ids), detected=detected, cut=cut,
+                            timings=timings)
+
+    def _classify(self, located: LocatedFaces) -> FrameResult:
+        """Classify and (for tracked faces) smooth the located faces of one frame (the second half of ``stream``)."""
+        timings = located.timings
+        detections = list(located.detections)
+        probs, features = self._infer(located.frame.image, detections, timings)
+        if located.active_ids is None:
+            timings["track"] = 0.0
+            return FrameResult(frame=located.frame, faces=tuple(self._results(detections, probs, list(located.ids))), timings=timings)
+        tic = time.perf_counter()
+        if located.cut:
+            self.smoother.reset()
+        raw = None
+        ids = list(located.ids)
+        smoothed = self.smoother.update(ids, probs, located.active_ids, features=features)
+        held = self.smoother.held_labels(ids)
+        if smoothed is not probs:
+            probs, raw = smoothed, probs
+        timings["track"] += (time.perf_counter() - tic) * 1000.0
+        return FrameResult(frame=located.frame, faces=tuple(self._results(detections, probs, ids, raw, held)), timings=timings,
+                           detected=located.detected)
 
     def reset(self) -> None:
         """Forget tracks, smoothing state and the detection schedule (call between unrelated videos)."""

@@ -1,8 +1,9 @@
 """Pipeline threads for files: decode ahead of recognition, render and encode behind it.
 
-OpenCV's decoder and encoder and ONNX Runtime release the GIL, so on a multi-core machine decoding the
-next frame, recognizing this one and encoding the previous one overlap. Both queues are bounded: every
-frame is kept and in order (files are never dropped), and memory stays flat when one side is slower.
+OpenCV's decoder and encoder, MediaPipe and ONNX Runtime release the GIL, so on a multi-core machine
+decoding the next frame, locating the faces of this one, classifying the previous one and encoding the
+one before overlap. Every queue is bounded: every frame is kept and in order (files are never
+dropped), and memory stays flat when one side is slower.
 An error on a worker thread is raised in the caller at its next call.
 """
 
@@ -20,19 +21,21 @@ T = TypeVar("T")
 _END = object()
 
 
-class PrefetchReader:
-    """Decode frames on a background thread, up to ``depth`` ahead; yields every frame in order.
+class BackgroundIterator(Generic[T]):
+    """Run an iterable on a background thread, up to ``depth`` items ahead; yields every item in order.
 
-    ``decode_ms[frame.index]`` holds how long decoding that frame took on the reader thread (popped by
-    the consumer that reports it).
+    An exception raised while producing an item is raised in the consumer at that item. Leaving the
+    loop early (``break``, an error, closing the generator) stops the thread and closes ``items``.
     """
 
-    def __init__(self, frames: Iterable[Frame], depth: int = 8) -> None:
-        self._frames = frames
+    def __init__(self, items: Iterable[T], depth: int = 8, name: str = "emolive-background") -> None:
+        self._items = items
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="emolive-decode", daemon=True)
-        self.decode_ms: dict[int, float] = {}
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _produced(self, item: T, seconds: float) -> None:
+        """Called on the worker thread for every item with the time it took to produce it."""
 
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():
@@ -44,16 +47,16 @@ class PrefetchReader:
         return False
 
     def _run(self) -> None:
-        iterator = iter(self._frames)
+        iterator = iter(self._items)
         try:
             while not self._stop.is_set():
                 tic = time.perf_counter()
                 try:
-                    frame = next(iterator)
+                    item = next(iterator)
                 except StopIteration:
                     break
-                self.decode_ms[frame.index] = (time.perf_counter() - tic) * 1000.0
-                if not self._put(frame):
+                self._produced(item, time.perf_counter() - tic)
+                if not self._put(item):
                     break
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(exc)
@@ -63,7 +66,7 @@ class PrefetchReader:
                 close()
             self._put(_END)
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[T]:
         self._thread.start()
         try:
             while True:
@@ -76,6 +79,21 @@ class PrefetchReader:
         finally:
             self._stop.set()
             self._thread.join(timeout=5)
+
+
+class PrefetchReader(BackgroundIterator[Frame]):
+    """Decode frames on a background thread, up to ``depth`` ahead; yields every frame in order.
+
+    ``decode_ms[frame.index]`` holds how long decoding that frame took on the reader thread (popped by
+    the consumer that reports it).
+    """
+
+    def __init__(self, frames: Iterable[Frame], depth: int = 8) -> None:
+        super().__init__(frames, depth, name="emolive-decode")
+        self.decode_ms: dict[int, float] = {}
+
+    def _produced(self, item: Frame, seconds: float) -> None:
+        self.decode_ms[item.index] = seconds * 1000.0
 
 
 class BackgroundWriter(Generic[T]):

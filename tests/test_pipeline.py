@@ -54,6 +54,42 @@ def test_stream_video_gives_one_result_per_frame_with_stable_ids_and_timings(tin
     assert set(results[0].timings) == {"decode", "detect", "preprocess", "classify", "track"}
 
 
+def test_a_file_stream_locates_faces_on_a_second_thread_with_the_results_of_frame_by_frame_processing(tiny_model, sample_bgr, tmp_path):
+    import threading
+
+    from emolive.realtime.sources import open_source
+
+    path = face_video(tmp_path / "clip.mp4", sample_bgr, frames=24)
+    with Recognizer(tiny_model, smooth="ema", detect_every=3) as recognizer:
+        recognizer.reset()
+        expected = [recognizer.process(frame) for frame in open_source(str(path))]
+        threads = []
+        original = recognizer._locate
+        recognizer._locate = lambda frame, track: threads.append(threading.current_thread().name) or original(frame, track)
+        streamed = list(recognizer.stream(str(path)))
+    assert set(threads) == {"emolive-locate"}
+    assert [r.detected for r in streamed] == [r.detected for r in expected] and not all(r.detected for r in expected)
+    assert [[f.to_dict() for f in r.faces] for r in streamed] == [[f.to_dict() for f in r.faces] for r in expected]
+
+
+def test_an_error_while_locating_reaches_the_caller_and_stops_the_stream(tiny_model, sample_bgr, tmp_path):
+    path = face_video(tmp_path / "clip.mp4", sample_bgr, frames=10)
+    with Recognizer(tiny_model) as recognizer:
+        original = recognizer._locate
+
+        def fail_on_frame_4(frame, track):
+            if frame.index == 4:
+                raise RuntimeError("detector failed")
+            return original(frame, track)
+
+        recognizer._locate = fail_on_frame_4
+        seen = []
+        with pytest.raises(RuntimeError, match="detector failed"):
+            for result in recognizer.stream(str(path)):
+                seen.append(result.frame.index)
+    assert seen == [0, 1, 2, 3]
+
+
 def test_whole_image_detector_classifies_pre_cropped_faces(tiny_model):
     crop = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
     with Recognizer(tiny_model, detector="none") as recognizer:
@@ -70,3 +106,13 @@ def test_public_api_surface():
             assert hasattr(module, name), f"{module.__name__}.{name}"
     assert {"Recognizer", "FaceResult", "FrameResult", "open_source", "create_detector"} <= set(realtime.__all__)
     assert {"preprocess_faces", "PreprocessSpec", "EMOTIONS", "EmoliveError"} <= set(models.__all__)
+
+
+def test_the_recognizer_cnn_threads_sleep_between_calls_instead_of_spinning(tiny_model):
+    # Busy-waiting ONNX Runtime threads take the cores the decode, locate and writer threads need.
+    with Recognizer(tiny_model) as recognizer:
+        options = recognizer.engine._session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with OnnxRuntimeEngine(tiny_model) as engine:  # evaluation keeps ONNX Runtime's default
+        with pytest.raises(RuntimeError, match="allow_spinning"):  # no such entry: the default, spinning
+            engine._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")

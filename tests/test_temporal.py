@@ -179,6 +179,21 @@ def test_transition_latency_is_frames_until_the_output_follows():
     assert summary["median_latency"] == 2 and summary["mean_latency"] == 2 and summary["followed"] == 0.75
 
 
+def test_consistency_loss_counts_jumps_inside_an_expression_only():
+    torch = pytest.importorskip("torch")
+    from emolive.training.temporal_train import consistency_loss
+
+    steady = torch.tensor([[[4.0, 0.0], [4.0, 0.0], [4.0, 0.0]]])
+    jumpy = torch.tensor([[[4.0, 0.0], [0.0, 4.0], [4.0, 0.0]]])
+    same = torch.zeros(1, 3, dtype=torch.long)
+    assert consistency_loss(steady, same).item() == pytest.approx(0.0)
+    jump = (torch.tensor([4.0, 0.0]).softmax(0) - torch.tensor([0.0, 4.0]).softmax(0)).abs().sum().item() / 2
+    assert consistency_loss(jumpy, same).item() == pytest.approx(jump)
+    # At a true change of expression (label 0 -> 1 between frames 0 and 1) that jump is not penalised.
+    assert consistency_loss(jumpy, torch.tensor([[0, 1, 1]])).item() == pytest.approx(jump)  # only the 1 -> 2 pair counts, same size
+    assert consistency_loss(jumpy[:, :2], torch.tensor([[0, 1]])).item() == pytest.approx(0.0)
+
+
 # -- the commands end to end on tiny data ---------------------------------------------------------
 
 def _tiny_fer_csv(path, per_class=3):
@@ -203,13 +218,14 @@ def test_train_and_eval_temporal_end_to_end(tiny_model, sample_bgr, tmp_path, mo
     shutil.copyfile(tiny_model, cnn)
     args = ["--data", str(data), "--model", str(cnn), "--views", "2", "--occluded-views", "1", "--steps", "6", "--batch-size", "4",
             "--length", "20", "--val-every", "3", "--val-sequences", "4", "--quiet"]
-    assert main(["train-temporal", *args, "-o", str(tmp_path / "run"), "--install", "--hidden", "8", "--projection", "8"]) == 0
+    assert main(["train-temporal", *args, "-o", str(tmp_path / "run"), "--install", "--hidden", "8", "--projection", "8",
+                 "--consistency", "1"]) == 0
     summary = json.loads((tmp_path / "run" / "temporal_summary.json").read_text())
     head = temporal_head_path(cnn)
     assert head.is_file() and summary["installed"] == str(head)
     info = read_temporal_info(head)
     assert info.hidden_size == 8 and info.feature_dim == 16 and info.labels == EMOTIONS
-    assert 0.0 <= info.metrics["public_test_seq_accuracy"] <= 1.0
+    assert 0.0 <= info.metrics["public_test_seq_accuracy"] <= 1.0 and info.training["consistency"] == 1.0
     capsys.readouterr()
 
     media = tmp_path / "media"

@@ -57,6 +57,9 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--dropout", type=float, default=0.2, help="dropout after the projection (default: %(default)s)")
     parser.add_argument("--input-dropout", type=float, default=0.0, help="dropout on the CNN features (default: %(default)s)")
+    parser.add_argument("--consistency", type=float, default=0.0,
+                        help="weight of the temporal-consistency loss: change of the predicted probabilities between consecutive "
+                             "frames with the same true label (0 = off; default: %(default)s)")
     parser.add_argument("--val-every", type=int, default=50, help="validate every N steps (default: %(default)s)")
     parser.add_argument("--val-sequences", type=int, default=600, help="validation sequences of 150 frames (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime and PyTorch (0 = ONNX Runtime's choice, 1 for PyTorch)")
@@ -107,6 +110,17 @@ def sequence_scores(plans: list[SequencePlan], predicted: np.ndarray) -> dict[st
     true = np.stack([p.label for p in plans])
     latencies = [lat for plan, pred in zip(plans, predicted) for lat in transition_latencies(plan.label, pred)]
     return {"accuracy": float((predicted == true).mean()), **latency_summary(latencies)}
+
+
+def consistency_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean total-variation distance between consecutive frames' probabilities (B, T, C), over pairs whose true label is the same.
+
+    Frame-to-frame jumps inside one expression are flicker; at a true change the cross-entropy alone decides how fast to follow.
+    """
+    probs = logits.softmax(-1)
+    distance = 0.5 * (probs[:, 1:] - probs[:, :-1]).abs().sum(-1)
+    same = (labels[:, 1:] == labels[:, :-1]).to(distance.dtype)
+    return (distance * same).sum() / same.sum().clamp_min(1.0)
 
 
 def _save_state(head: TemporalHead, path: Path, meta: dict[str, str]) -> None:
@@ -196,6 +210,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         y = torch.from_numpy(np.stack([p.label for p in plans]))
         logits, _ = head(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        if args.consistency > 0:
+            loss = loss + args.consistency * consistency_loss(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -221,6 +237,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                                       f"validation: PublicTest ({len(val_labels)} stills)",
                         metrics=metrics, training={"steps": args.steps, "batch_size": args.batch_size, "length": args.length, "lr": args.lr,
                                                    "dropout": args.dropout, "input_dropout": args.input_dropout,
+                                                   "consistency": args.consistency,
                                                    "seed": args.seed, **settings})
     head_path = export_temporal_onnx(head, info, output / f"{name}{TEMPORAL_SUFFIX}")
     installed = install_head(head_path, cnn_path) if args.install else None
