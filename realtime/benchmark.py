@@ -23,9 +23,9 @@ from emolive.models.errors import EmoliveError, InputError
 from emolive.models.onnx_io import read_onnx_info
 from emolive.models.shipped import fp32_source, resolve_model_path
 
-from .engines import ENGINES, InferenceEngine, create_engine
+from .engines import ENGINES, InferenceEngine
 from .overlay import draw_faces
-from .pipeline import DEFAULT_DETECT_EVERY, STAGES, Recognizer
+from .pipeline import DEFAULT_DETECT_EVERY, STAGES, Recognizer, pipeline_engine
 from .records import Frame, FrameResult
 from .samples import synthetic_frames
 from .sinks import VideoSink
@@ -229,7 +229,7 @@ def benchmark(source: str | int | None, *, engines: Iterable[str], frames: int =
     rows = []
     for name, precision, path in _variants(engines, model_path):
         try:
-            engine = create_engine(name, path, threads=threads)
+            engine = pipeline_engine(name, path, threads=threads)  # configured as annotate and live run it
         except EmoliveError as exc:
             rows.append(BenchmarkRow(engine=name, precision=precision, status=f"failed: {exc}"))
             continue

@@ -30,6 +30,12 @@ from .tracking import IoUTracker
 from .workers import BackgroundIterator, PrefetchReader
 
 
+def pipeline_engine(name: str, model_path: str | os.PathLike[str], *, threads: int = 0) -> InferenceEngine:
+    """The CNN engine as a video pipeline runs it: it shares the cores with decoding, the detector and
+    encoding, so ONNX Runtime's idle threads sleep between calls instead of busy-waiting."""
+    return create_engine(name, model_path, threads=threads, spinning=False)
+
+
 @dataclass(frozen=True)
 class LocatedFaces:
     """The faces of one frame, found and identified but not yet classified.
@@ -74,9 +80,7 @@ class Recognizer:
             raise InputError(f"detect_every must be at least 1 (1 = run the detector on every frame), got {detect_every}")
         self._owns_engine = not isinstance(engine, InferenceEngine)
         self._owns_detector = not isinstance(detector, FaceDetector)
-        # The CNN shares the cores with decoding, the detector and encoding: its idle threads must not busy-wait.
-        self.engine = engine if isinstance(engine, InferenceEngine) else create_engine(engine, resolve_model_path(model), threads=threads,
-                                                                                       spinning=False)
+        self.engine = engine if isinstance(engine, InferenceEngine) else pipeline_engine(engine, resolve_model_path(model), threads=threads)
         try:
             self.info = self.engine.info
             self.labels = self.info.labels

@@ -13,6 +13,22 @@ def test_benchmark_reports_every_stage_and_the_ceiling(tiny_model):
     assert row.ms_per_face > 0
 
 
+def test_benchmark_times_the_engine_configured_as_the_pipeline_runs_it(tiny_model, monkeypatch):
+    import emolive.realtime.benchmark as bench
+
+    spinning = []
+    real = bench.engine_ms_per_face
+
+    def timed(engine, *args, **kwargs):
+        options = engine._session.get_session_options()
+        spinning.append(options.get_session_config_entry("session.intra_op.allow_spinning"))
+        return real(engine, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "engine_ms_per_face", timed)
+    benchmark(None, engines=["onnxruntime"], frames=4, model=str(tiny_model), progress=False)
+    assert spinning == ["0"]  # as in Recognizer: idle ONNX Runtime threads sleep instead of busy-waiting
+
+
 def test_benchmark_cli_marks_unavailable_engines_and_writes_json(tiny_model, tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["benchmark", "--frames", "5", "--engines", "onnxruntime,tensorrt", "--model", str(tiny_model), "--json", str(out)]) == 0
