@@ -25,7 +25,8 @@ from emolive.models.shipped import fp32_source, resolve_model_path
 
 from .engines import ENGINES, InferenceEngine
 from .overlay import draw_faces
-from .pipeline import DEFAULT_DETECT_EVERY, STAGES, Recognizer, pipeline_engine
+from .pipeline import STAGES, Recognizer, pipeline_engine
+from .schedule import DEFAULT_SCHEDULE, DetectSchedule
 from .records import Frame, FrameResult
 from .samples import synthetic_frames
 from .sinks import VideoSink
@@ -51,7 +52,7 @@ class BenchmarkRow:
     frames: int = 0
     stages_ms: dict[str, float] = field(default_factory=dict)
     ceiling_fps: float = 0.0
-    detect_every: int = 1
+    detect_every: str = "1"
     agreement: dict[str, float] | None = None
 
     @property
@@ -204,7 +205,7 @@ def _variants(names: Iterable[str], model_path: Path) -> list[tuple[str, str, Pa
 
 
 def benchmark(source: str | int | None, *, engines: Iterable[str], frames: int = 300, model: str = "default",
-              detector: str = "auto", threads: int = 0, detect_every: Sequence[int] = (DEFAULT_DETECT_EVERY,),
+              detector: str = "auto", threads: int = 0, detect_every: Sequence[int | str | DetectSchedule] = (DEFAULT_SCHEDULE,),
               repeat: int = 1, progress: bool = True) -> list[BenchmarkRow]:
     """Benchmark each engine (and detection schedule) on ``source`` (a path, camera index, or None for synthetic frames).
 
@@ -223,6 +224,7 @@ def benchmark(source: str | int | None, *, engines: Iterable[str], frames: int =
         width, height, fps = info.width, info.height, info.fps or 30.0
         if info.frame_count:
             frames = min(frames, info.frame_count)
+    schedules = [DetectSchedule.parse(every) for every in detect_every]
     model_path = resolve_model_path(model)
     # Short clips are timed several times; the median run is reported (one run of 72 frames is noisy).
     ceiling = float(np.median([measure_ceiling(frame_source, frames, (width, height), fps) for _ in range(repeat)]))
@@ -238,15 +240,16 @@ def benchmark(source: str | int | None, *, engines: Iterable[str], frames: int =
         weights = getattr(engine, "checkpoint", path)  # PyTorch loads the .safetensors, not the ONNX file
         with engine:
             ms_face = engine_ms_per_face(engine)
-            for every in detect_every:
+            for schedule in schedules:
+                every = str(schedule)
                 try:
-                    with Recognizer(engine=engine, detector=detector, detect_every=every) as recognizer:
+                    with Recognizer(engine=engine, detector=detector, detect_every=schedule) as recognizer:
                         runs = [run_pipeline(recognizer, frame_source, frames, (width, height), fps, progress) for _ in range(repeat)]
                     run = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
                 except EmoliveError as exc:  # one engine failing must not hide the others' rows
                     rows.append(BenchmarkRow(engine=name, precision=precision, status=f"failed: {exc}", detect_every=every))
                     continue
-                if every == 1:
+                if schedule == DetectSchedule(1, 1):
                     reference = run
                 count = run.frames
                 rows.append(BenchmarkRow(
@@ -255,7 +258,7 @@ def benchmark(source: str | int | None, *, engines: Iterable[str], frames: int =
                     p50_ms=round(float(np.percentile(run.latency_ms, 50)), 2), p95_ms=round(float(np.percentile(run.latency_ms, 95)), 2),
                     faces_per_frame=round(run.faces / max(count, 1), 2), frames=count, detect_every=every,
                     stages_ms={k: round(float(np.mean(v)), 3) if v else 0.0 for k, v in run.stages.items()}, ceiling_fps=round(ceiling, 1),
-                    agreement=schedule_agreement(reference, run) if reference is not None and every != 1 else None))
+                    agreement=schedule_agreement(reference, run) if reference is not None and run is not reference else None))
     return rows
 
 

@@ -34,7 +34,7 @@ from emolive.models.info import TTA_MODES
 
 from .detectors import DETECTORS
 from .engines import ENGINES
-from .pipeline import DEFAULT_DETECT_EVERY
+from .schedule import DEFAULT_SCHEDULE, DetectSchedule
 from .smoothing import DEFAULT_DWELL, DEFAULT_HYSTERESIS, DEFAULT_SMOOTH, SMOOTHERS
 
 COMMANDS = ("live", "annotate", "eval", "train", "search", "export", "info", "benchmark", "report", "ensemble", "train-temporal", "eval-temporal",
@@ -57,8 +57,9 @@ def _add_recognizer_args(parser: argparse.ArgumentParser) -> None:
                              "beats it by more than MARGIN (for --dwell frames); 0 = off (default: %(default)s)")
     parser.add_argument("--dwell", type=int, default=DEFAULT_DWELL, metavar="FRAMES",
                         help="frames in a row a challenger must lead (by the --hysteresis margin) before the displayed label changes (default: %(default)s)")
-    parser.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY,
-                        help="run the face detector every N video frames and follow faces in between; 1 = every frame (default: %(default)s)")
+    parser.add_argument("--detect-every", default=str(DEFAULT_SCHEDULE), metavar="N[:M]",
+                        help="run the face detector every N video frames and follow faces in between; N:M stretches the gap up to M "
+                             "frames while detections only confirm the followed faces; 1 = every frame (default: %(default)s)")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -182,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=0)
     bench.add_argument("--repeat", type=int, default=3, help="time each configuration this many times, report the median run (default: %(default)s)")
     bench.add_argument("--detect-every", default=None,
-                       help="detector schedule(s) to compare, e.g. 1,3,5 (default: the pipeline's default); N=1 is the reference for agreement")
+                       help="detection schedules to compare, e.g. 1,3,3:12 (default: the pipeline's default); 1 is the reference for agreement")
     _add_common(bench)
 
     report = sub.add_parser("report", help="summary, plots and HTML report from a JSONL written by annotate")
@@ -235,17 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _int_list(text: str, option: str) -> list[int]:
-    """``"1,3,5"`` -> [1, 3, 5], or a one-line error naming the option."""
-    from emolive.models.errors import InputError
+def _schedules(text: str) -> list[DetectSchedule]:
+    """``"1,3,3:12"`` -> detection schedules, or a one-line error naming the option."""
+    schedules = [DetectSchedule.parse(part) for part in text.split(",") if part.strip()]
+    if not schedules:
+        from emolive.models.errors import InputError
 
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise InputError(f"{option} takes positive whole numbers separated by commas (e.g. 1,3,5), got '{text}'")
-    return values
+        raise InputError(f"--detect-every takes schedules separated by commas (e.g. 1,3,3:12), got '{text}'")
+    return schedules
 
 
 def _recognizer(args: argparse.Namespace):
@@ -369,7 +367,7 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
         source = args.source if args.source else args.camera
         rows = benchmark(source, engines=engine_names(args.engines), frames=args.frames, model=args.model,
                          detector=args.detector, threads=args.threads, progress=sys.stderr.isatty(), repeat=args.repeat,
-                         detect_every=_int_list(args.detect_every, "--detect-every") if args.detect_every else (DEFAULT_DETECT_EVERY,))
+                         detect_every=_schedules(args.detect_every) if args.detect_every else (DEFAULT_SCHEDULE,))
         print(format_table(rows))
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)

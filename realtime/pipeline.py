@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from emolive.models.errors import InputError
-from emolive.models.preprocess import preprocess_faces, validate_image
+from emolive.models.preprocess import Box, preprocess_faces, validate_image
 from emolive.models.shipped import resolve_model_path
 
 from .detectors import FaceDetector, create_detector
 from .engines import InferenceEngine, create_engine
 from .following import FaceFollower, SceneMonitor, gray_frame
 from .records import Detection, FaceResult, Frame, FrameResult
+from .schedule import DEFAULT_SCHEDULE, DetectionClock, DetectSchedule
 from .smoothing import DEFAULT_DWELL, DEFAULT_HYSTERESIS, DEFAULT_SMOOTH, Smoother, create_smoother
 from .sources import FrameSource, open_source
 from .tracking import IoUTracker
@@ -56,9 +57,6 @@ class LocatedFaces:
 STAGES: tuple[str, ...] = ("decode", "detect", "preprocess", "classify", "track")
 """Keys of ``FrameResult.timings`` (milliseconds); ``track`` includes following faces between detections and smoothing."""
 
-DEFAULT_DETECT_EVERY = 3
-"""Run the detector on every 3rd video frame and follow faces in between (see README, 'Detection schedule')."""
-
 
 class Recognizer:
     """Find faces and classify their emotions.
@@ -67,7 +65,8 @@ class Recognizer:
     auto (MediaPipe, Haar if MediaPipe cannot load), mediapipe, mediapipe-short, haar, none; ``engine`` auto or onnxruntime; ``threads`` the
     inference threads (0 = ONNX Runtime's choice); ``smooth`` auto, none, ema or lstm (per tracked face, on streams;
     auto = the CNN's LSTM head if it has one, else EMA); ``hysteresis`` (a probability margin) and ``dwell`` (frames)
-    hold each track's displayed label against brief challengers; ``detect_every`` the detection schedule on video.
+    hold each track's displayed label against brief challengers; ``detect_every`` the detection schedule on video
+    (``N`` or ``"N:M"``, see :mod:`emolive.realtime.schedule`).
     Use it as a context manager, or call ``close()``.
     """
 
@@ -75,9 +74,8 @@ class Recognizer:
                  engine: str | InferenceEngine = "auto", threads: int = 0, max_age: int = 15,
                  smooth: str | Smoother = DEFAULT_SMOOTH, smooth_alpha: float = 0.7, hysteresis: float = DEFAULT_HYSTERESIS,
                  dwell: int = DEFAULT_DWELL,
-                 detect_every: int = DEFAULT_DETECT_EVERY) -> None:
-        if detect_every < 1:
-            raise InputError(f"detect_every must be at least 1 (1 = run the detector on every frame), got {detect_every}")
+                 detect_every: int | str | DetectSchedule = DEFAULT_SCHEDULE) -> None:
+        schedule = DetectSchedule.parse(detect_every)
         self._owns_engine = not isinstance(engine, InferenceEngine)
         self._owns_detector = not isinstance(detector, FaceDetector)
         self.engine = engine if isinstance(engine, InferenceEngine) else pipeline_engine(engine, resolve_model_path(model), threads=threads)
@@ -92,14 +90,14 @@ class Recognizer:
                 self.engine.close()
             raise
         self.tracker = IoUTracker(max_age=max_age)
-        self.detect_every = detect_every
+        self.schedule = schedule
+        self.clock = DetectionClock(schedule)
         # One call now, so the first frame does not pay for ONNX Runtime's first-run allocations.
         size = self.info.preprocess.size
         self.engine.infer(np.zeros((1, 1, size, size), np.float32))
         self.follower = FaceFollower()
         self.scene = SceneMonitor()
         self._previous_gray: np.ndarray | None = None
-        self._since_detection = 0
         self._scores: dict[int, float] = {}
 
     # -- single images -------------------------------------------------------------------------
@@ -114,7 +112,7 @@ class Recognizer:
     def process(self, frame: Frame, *, track: bool = True) -> FrameResult:
         """Classify one frame of a stream; ``track`` keeps ids across calls (reset with ``reset()``).
 
-        With tracking on, the detector runs every ``detect_every`` frames; in between, the faces in view
+        With tracking on, the detector runs on the ``detect_every`` schedule; in between, the faces in view
         are followed with optical flow. It runs at once when a followed face is lost, when the frame
         changes a lot, and after a shot cut (which also starts new tracks).
         """
@@ -184,8 +182,9 @@ class Recognizer:
                                 timings=timings)
 
         tic = time.perf_counter()
-        cut = False
+        cut = forced = False
         detections: list[Detection] | None = None
+        visible: list[tuple[int, Box]] = []
         if not self.detector.whole_image:
             gray = gray_frame(image)
             changed, cut = self.scene.update(gray)
@@ -193,27 +192,32 @@ class Recognizer:
                 self.tracker.end_tracks()
                 self._scores.clear()
             visible = self.tracker.visible()
-            due = self._since_detection + 1 >= self.detect_every
-            if (visible and not (changed or due) and self._previous_gray is not None
-                    and self._previous_gray.shape == gray.shape):
-                followed = self.follower.follow(self._previous_gray, gray, [box for _, box in visible])
-                if all(f.quality >= self.follower.min_quality for f in followed):
-                    detections = [Detection(f.box, self._scores.get(track_id, 0.0)) for (track_id, _), f in zip(visible, followed)]
+            comparable = self._previous_gray is not None and self._previous_gray.shape == gray.shape
+            forced = changed or not comparable
+            if not (forced or self.clock.due):
+                if visible:
+                    followed = self.follower.follow(self._previous_gray, gray, [box for _, box in visible])
+                    if all(f.quality >= self.follower.min_quality for f in followed):
+                        detections = [Detection(f.box, self._scores.get(track_id, 0.0)) for (track_id, _), f in zip(visible, followed)]
+                    else:
+                        forced = True  # a face was lost: find it again now
+                elif not self.tracker.active_ids:
+                    detections = []  # nobody in view for a while: look again when the schedule says so
             self._previous_gray = gray
         follow_ms = (time.perf_counter() - tic) * 1000.0
         detected = detections is None
         if detections is None:
             detections = self._detect(image, timings)
-            self._since_detection = 0
         else:
             timings["detect"] = 0.0
-            self._since_detection += 1
+            self.clock.followed()
         tic = time.perf_counter()
         ids = self.tracker.update([d.box for d in detections])
         if detected:
             alive = set(self.tracker.active_ids)
             self._scores = {i: s for i, s in self._scores.items() if i in alive}
             self._scores.update({i: d.score for i, d in zip(ids, detections)})
+            self.clock.detected(confirmed=not forced and set(ids) == {track_id for track_id, _ in visible})
         timings["track"] = follow_ms + (time.perf_counter() - tic) * 1000.0
         return LocatedFaces(frame, tuple(detections), tuple(ids), tuple(self.tracker.active_ids), detected=detected, cut=cut,
                             timings=timings)
@@ -245,7 +249,7 @@ class Recognizer:
         self.smoother.reset()
         self.scene.reset()
         self._previous_gray = None
-        self._since_detection = 0
+        self.clock.reset()
         self._scores.clear()
 
     # -- internals -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from emolive.models.errors import InputError
 from emolive.realtime.following import FaceFollower, SceneMonitor, gray_frame
 from emolive.realtime.pipeline import Recognizer
 from emolive.realtime.records import Frame
+from emolive.realtime.schedule import DetectionClock, DetectSchedule
 
 
 def _canvas(face: np.ndarray, x: int, y: int, size: tuple[int, int] = (480, 360), fill: int = 90) -> np.ndarray:
@@ -116,3 +117,59 @@ def test_a_shot_cut_starts_new_identities(tiny_model, face, sample_bgr):
 def test_detect_every_must_be_positive(tiny_model):
     with pytest.raises(InputError, match="detect_every"):
         Recognizer(tiny_model, detect_every=0)
+
+
+@pytest.mark.parametrize("text, schedule", [("3", DetectSchedule(3, 3)), ("3:12", DetectSchedule(3, 12)), (" 1 ", DetectSchedule(1, 1)),
+                                            (5, DetectSchedule(5, 5))])
+def test_schedules_are_written_n_or_n_colon_m(text, schedule):
+    assert DetectSchedule.parse(text) == schedule
+    assert DetectSchedule.parse(str(schedule)) == schedule
+
+
+@pytest.mark.parametrize("text, message", [("3:2", "at least the shortest"), ("x", "not N or N:M"), ("3:", "not N or N:M"),
+                                           ("0:4", "at least 1")])
+def test_bad_schedules_are_named(text, message):
+    with pytest.raises(InputError, match=message):
+        DetectSchedule.parse(text)
+
+
+def test_the_gap_doubles_while_detections_confirm_and_snaps_back_on_news():
+    clock = DetectionClock(DetectSchedule(2, 8))
+    gaps = []
+    for confirmed in (True, True, True, False, True):
+        clock.detected(confirmed=confirmed)
+        gaps.append(clock.gap)
+    assert gaps == [4, 8, 8, 2, 4]
+    clock.reset()
+    assert clock.gap == 2
+
+
+def _two_faces(face: np.ndarray, x: int, second: bool) -> np.ndarray:
+    canvas = _canvas(face, x, 90, size=(640, 360))
+    if second:
+        canvas[90:90 + face.shape[0], 440:440 + face.shape[1]] = face
+    return canvas
+
+
+def test_an_adaptive_schedule_detects_less_while_nothing_changes_and_catches_a_new_face(tiny_model, face):
+    # one face drifting right for 7 frames, then a second one steps in (and stays)
+    images = [_two_faces(face, 40 + 2 * i, second=i >= 7) for i in range(17)]
+    with Recognizer(tiny_model, detect_every="2:8") as recognizer:
+        results = list(recognizer.stream(_frames(images)))
+    detected = [i for i, r in enumerate(results) if r.detected]
+    # first frame; then gaps 2, 4, 8 while the detector only confirms the followed face; the newcomer is
+    # found at the next scheduled run (frame 14), which brings the gap back to 2
+    assert detected == [0, 2, 6, 14, 16]
+    assert [len(r.faces) for r in results] == [1] * 14 + [2] * 3
+    assert {face.id for face in results[-1].faces} == {1, 2}
+
+
+def test_an_empty_scene_is_checked_on_the_schedule_not_every_frame(tiny_model, face):
+    empty = np.full((360, 480, 3), 90, np.uint8)
+    images = [empty] * 10 + [_canvas(face, 60, 90)] * 3
+    with Recognizer(tiny_model, detect_every="2:4") as recognizer:
+        counter = _CountingDetector(recognizer)
+        results = list(recognizer.stream(_frames(images)))
+    assert [i for i, r in enumerate(results) if r.detected] == [0, 2, 6, 10, 12]
+    assert counter.calls == 5
+    assert [len(r.faces) for r in results] == [0] * 10 + [1] * 3
