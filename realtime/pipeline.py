@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from emolive.models.errors import InputError
 from emolive.models.preprocess import Box, preprocess_faces, validate_image
 from emolive.models.shipped import resolve_model_path
 

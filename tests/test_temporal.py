@@ -14,7 +14,7 @@ from emolive.models.labels import EMOTIONS
 from emolive.models.preprocess import PreprocessSpec, preprocess_faces
 from emolive.models.temporal_info import read_temporal_info, temporal_head_path
 from emolive.realtime.smoothing import LstmSmoother, create_smoother
-from emolive.training.sequences import SequencePlan, ViewJitter, jittered_view, plan_sequence, plan_sequences
+from emolive.training.sequences import ViewJitter, jittered_view, plan_sequence, plan_sequences
 from emolive.training.temporal_metrics import flicker_rate, label_switches, latency_summary, transition_latencies
 
 torch = pytest.importorskip("torch")
