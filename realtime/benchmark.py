@@ -26,9 +26,9 @@ from emolive.models.shipped import fp32_source, resolve_model_path
 from .engines import ENGINES, InferenceEngine
 from .overlay import draw_faces
 from .pipeline import STAGES, Recognizer, pipeline_engine
-from .schedule import DEFAULT_SCHEDULE, DetectSchedule
 from .records import Frame, FrameResult
 from .samples import synthetic_frames
+from .schedule import DEFAULT_SCHEDULE, DetectSchedule
 from .sinks import VideoSink
 from .sources import FrameSource, open_source
 from .workers import BackgroundWriter, PrefetchReader

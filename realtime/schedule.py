@@ -23,7 +23,7 @@ class DetectSchedule:
 
     def __post_init__(self) -> None:
         if self.every < 1:
-            raise InputError(f"detect_every must be at least 1 (1 = run the detector on every frame), got {self.every}")
+            raise InputError(f"detect_every (--detect-every) must be at least 1 (1 = run the detector on every frame), got {self.every}")
         if self.max_every < self.every:
             raise InputError(f"detection schedule {self.every}:{self.max_every}: the longest gap must be at least the shortest; "
                              f"write N or N:M with M >= N")
