@@ -74,7 +74,7 @@ class Recognizer:
                  smooth: str | Smoother = DEFAULT_SMOOTH, smooth_alpha: float = 0.7, hysteresis: float = DEFAULT_HYSTERESIS,
                  dwell: int = DEFAULT_DWELL,
                  detect_every: int | str | DetectSchedule = DEFAULT_SCHEDULE) -> None:
-        schedule = DetectSchedule.parse(detect_every)
+        clock = DetectionClock(DetectSchedule.parse(detect_every))  # a bad schedule fails before any model loads
         self._owns_engine = not isinstance(engine, InferenceEngine)
         self._owns_detector = not isinstance(detector, FaceDetector)
         self.engine = engine if isinstance(engine, InferenceEngine) else pipeline_engine(engine, resolve_model_path(model), threads=threads)
@@ -89,8 +89,7 @@ class Recognizer:
                 self.engine.close()
             raise
         self.tracker = IoUTracker(max_age=max_age)
-        self.schedule = schedule
-        self.clock = DetectionClock(schedule)
+        self.clock = clock
         # One call now, so the first frame does not pay for ONNX Runtime's first-run allocations.
         size = self.info.preprocess.size
         self.engine.infer(np.zeros((1, 1, size, size), np.float32))
