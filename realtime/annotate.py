@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from emolive.models.errors import OutputError
+from emolive.models.errors import InputError, OutputError
 
 from .overlay import draw_faces
 from .pipeline import Recognizer
@@ -55,17 +55,18 @@ class AnnotateSummary:
 def resolve_outputs(info: SourceInfo, output: Path, jsonl: Path | None) -> tuple[Path, Path]:
     """Decide the annotated output path and the JSONL path for a source, validating suffixes."""
     source_path = Path(info.location)
+    named_file = bool(output.suffix) and not output.is_dir()  # an existing folder may have a dot in its name
     if info.kind == "video":
-        if output.suffix.lower() not in VIDEO_OUTPUT_SUFFIXES:
-            if output.suffix:
+        if output.suffix.lower() not in VIDEO_OUTPUT_SUFFIXES or output.is_dir():
+            if named_file:
                 raise OutputError(f"output '{output.name}' is not a video file; for a video input use -o NAME.mp4 (or {', '.join(sorted(VIDEO_OUTPUT_SUFFIXES))})")
             output = output / f"{source_path.stem}_annotated.mp4"
     elif info.kind == "image":
-        if output.suffix.lower() not in IMAGE_OUTPUT_SUFFIXES:
-            if output.suffix:
+        if output.suffix.lower() not in IMAGE_OUTPUT_SUFFIXES or output.is_dir():
+            if named_file:
                 raise OutputError(f"output '{output.name}' is not an image file; for an image input use -o NAME.jpg or NAME.png")
             output = output / f"{source_path.stem}_annotated{source_path.suffix if source_path.suffix.lower() in IMAGE_OUTPUT_SUFFIXES else '.jpg'}"
-    elif output.suffix:
+    elif named_file:
         raise OutputError(f"output '{output}' looks like a file; for a folder of images pass an output folder with -o")
     if source_path.exists() and output.exists() and output.resolve() == source_path.resolve():
         raise OutputError(f"output {output} is the input file; choose another -o so the input is not overwritten")
@@ -186,6 +187,9 @@ def annotate(recognizer: Recognizer, input_path: str | FrameSource | list[Frame]
         # Finished or interrupted runs keep a playable video; a crash leaves no half file behind.
         if video is not None:
             video.close(keep=finished)
+    if not frames and not interrupted:  # e.g. a video whose header reads but whose frames do not decode
+        jsonl_path.unlink(missing_ok=True)
+        raise InputError(f"{info.location} has no decodable frames (corrupt or truncated); re-encode it to H.264 MP4")
     seconds = time.perf_counter() - tic
     if report_dir is not None and frames:
         from .report import write_report

@@ -213,6 +213,8 @@ def benchmark(source: str | int | None, *, engines: Iterable[str], frames: int =
     """
     if repeat < 1:
         raise InputError(f"--repeat must be at least 1, got {repeat}")
+    if frames < 1:
+        raise InputError(f"--frames must be at least 1, got {frames}")
     frame_source: FrameSource | list[Frame]
     if source is None:
         frame_source = list(synthetic_frames(frames))

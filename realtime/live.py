@@ -81,11 +81,15 @@ def run_live(recognizer: Recognizer, source: str | int | FrameSource, *, jsonl: 
     # Capture runs on its own thread and recognition always takes the newest frame (the rest are counted
     # as dropped); a file is played at its native rate, exactly like a camera.
     reader = LatestFrameReader(_paced(frame_source, start) if info.kind == "video" else frame_source)
-    records = JsonlSink(jsonl) if jsonl else None
-    video = VideoSink(record, info.fps, (info.width, info.height)) if record else None
+    records: JsonlSink | None = None
+    video: VideoSink | None = None
     show_bars, recent = False, deque(maxlen=30)
     try:
         with graceful_stop() as stop, WindowSink(f"emolive - {info.location}") as window:
+            # Outputs open once the window has: a machine without a display gets no empty files.
+            records = JsonlSink(jsonl) if jsonl else None
+            # Stills (an image, a folder) have no frame rate: their recording plays at 30 fps.
+            video = VideoSink(record, info.fps or 30.0, (info.width, info.height)) if record else None
             for result in recognizer.stream(reader):
                 recent.append(time.perf_counter())
                 for face in result.faces:

@@ -43,8 +43,12 @@ def rgb(label: str) -> tuple[float, float, float]:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.part{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path} ({exc.strerror}); choose another report folder") from None
 
 
 def _pyplot():
@@ -58,8 +62,12 @@ def _pyplot():
 
 def _save(fig, path: Path) -> Path:
     tmp = path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path} ({exc.strerror}); choose another report folder") from None
     return path
 
 
@@ -156,11 +164,11 @@ def write_report(records: Sequence[dict[str, Any]], folder: str | Path, *, kind:
                  thumbnails: dict[int, bytes] | None = None) -> ReportFiles:
     """Write summary.json, summary.csv, the plots and report.html into ``folder``."""
     folder = Path(folder)
+    summary = summarize(records, kind=kind)  # bad records fail before anything is created
     try:
         (folder / "plots").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create report folder {folder} ({exc.strerror}); choose another --report") from None
-    summary = summarize(records, kind=kind)
     json_path, csv_path, html_path = folder / "summary.json", folder / "summary.csv", folder / "report.html"
     _write_atomic(json_path, json.dumps(summary.to_dict(), indent=1).encode())
     _write_atomic(csv_path, summary_csv(summary).encode())

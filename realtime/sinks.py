@@ -26,8 +26,10 @@ IMAGE_OUTPUT_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
 
 def prepare_output(path: Path) -> Path:
-    """Create the output's folder if missing; fail clearly if it cannot be written."""
-    folder = path.parent if path.suffix else path
+    """Create the folder of the output file ``path`` if missing; fail clearly if it cannot be written."""
+    folder = path.parent
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder; name a file there (e.g. {path / ('out' + (path.suffix or '.jsonl'))})")
     blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if blocking is not None and not blocking.is_dir():
         raise OutputError(f"cannot create output folder {folder}: {blocking} is a file; choose another location with -o")
@@ -52,6 +54,10 @@ class VideoSink:
         suffix = self.path.suffix.lower()
         if suffix not in _FOURCC:
             raise OutputError(f"cannot write video '{self.path.name}'; use one of {', '.join(sorted(_FOURCC))}")
+        try:
+            str(self.path).encode("utf-8")
+        except UnicodeEncodeError:
+            raise OutputError(f"output path {str(self.path)!r} is not valid UTF-8, which the video encoder cannot write; choose another name with -o") from None
         self.fps, self.size = fps, size
         self._tmp = _temp_name(self.path)
         self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*_FOURCC[suffix]), fps, size)
@@ -115,13 +121,20 @@ class JsonlSink:
             line.encode("utf-8")
         except UnicodeEncodeError:  # a file name that is not valid UTF-8: keep it, \u-escaped
             line = json.dumps(result.to_dict())
-        self._handle.write(line + "\n")
-        self._handle.flush()
+        try:
+            self._handle.write(line + "\n")
+            self._handle.flush()
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path} ({exc.strerror}); free disk space or choose another location with --jsonl") from None
         self.lines += 1
 
     def close(self) -> None:
-        if not self._handle.closed:
+        if self._handle.closed:
+            return
+        try:
             self._handle.close()
+        except OSError as exc:  # the buffered tail could not be written (the error of write() said why)
+            raise OutputError(f"cannot write {self.path} ({exc.strerror}); free disk space or choose another location with --jsonl") from None
 
     def __enter__(self) -> JsonlSink:
         return self

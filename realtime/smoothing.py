@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emolive.models.errors import InputError, ModelError
+
 from .engines import softmax
 
 SMOOTHERS: tuple[str, ...] = ("auto", "none", "ema", "lstm")
@@ -55,7 +57,7 @@ class EmaSmoother(Smoother):
 
     def __init__(self, alpha: float = 0.7) -> None:
         if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+            raise InputError(f"--smooth-alpha must be in [0, 1) (the share of the previous frames), got {alpha}")
         self.alpha = alpha
         self._state: dict[int, np.ndarray] = {}
 
@@ -84,7 +86,6 @@ class LstmSmoother(Smoother):
     """
 
     def __init__(self, head_path: str | os.PathLike[str], *, labels: Sequence[str] | None = None, threads: int = 1) -> None:
-        from emolive.models.errors import ModelError
         from emolive.models.onnx_io import open_onnx_session
         from emolive.models.temporal_info import read_temporal_info
 
@@ -97,7 +98,6 @@ class LstmSmoother(Smoother):
         self._zeros = np.zeros(self.info.hidden_size, dtype=np.float32)
 
     def update(self, ids: Sequence[int], probs: np.ndarray, active_ids: Iterable[int], features: np.ndarray | None = None) -> np.ndarray:
-        from emolive.models.errors import ModelError
         from emolive.models.temporal_info import C_INPUT, FEATURES_INPUT, H_INPUT
 
         alive = set(active_ids)
@@ -131,8 +131,6 @@ class LabelHysteresis(Smoother):
     """
 
     def __init__(self, inner: Smoother, *, margin: float = 0.0, dwell: int = 1) -> None:
-        from emolive.models.errors import InputError
-
         if not 0.0 <= margin < 1.0:
             raise InputError(f"--hysteresis must be a probability margin in [0, 1), got {margin}")
         if dwell < 1:
@@ -174,8 +172,6 @@ def create_smoother(name: str, *, alpha: float = 0.7, margin: float = 0.0, dwell
 
     ``margin`` > 0 or ``dwell`` > 1 puts :class:`LabelHysteresis` on top of it.
     """
-    from emolive.models.errors import InputError, ModelError
-
     if name == "auto":
         name = "ema"
         if cnn_path is not None:

@@ -58,8 +58,8 @@ class FrameSource:
 
 
 def open_source(spec: str | int | os.PathLike[str]) -> FrameSource:
-    """Probe ``spec``: an int (or digit string) is a camera index, ``scheme://`` a stream, else a path."""
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
+    """Probe ``spec``: an int (or a digit string that names no file) is a camera index, ``scheme://`` a stream, else a path."""
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit() and not Path(spec).exists()):
         return _probe_capture("camera", int(spec))
     text = os.fspath(spec)
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
@@ -71,15 +71,36 @@ def open_source(spec: str | int | os.PathLike[str]) -> FrameSource:
         images = list_images(path)
         if not images:
             raise InputError(f"folder {path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}); pass a folder of images, an image or a video")
-        first = read_image(images[0])
+        first = _first_readable(images)
         return FrameSource(SourceInfo("folder", str(path), 0.0, len(images), first.shape[1], first.shape[0]), tuple(images))
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         image = read_image(path)
         return FrameSource(SourceInfo("image", str(path), 0.0, 1, image.shape[1], image.shape[0]), (path,))
     if suffix in VIDEO_SUFFIXES:
+        if not _utf8(text):
+            raise InputError(f"video path {text!r} is not valid UTF-8, which the video decoder cannot open; rename the file")
         return _probe_capture("video", str(path))
     raise InputError(f"unsupported input type '{suffix or path.name}'; pass a video ({', '.join(sorted(VIDEO_SUFFIXES))}), an image or a folder")
+
+
+def _utf8(text: str) -> bool:
+    """Whether a path can be handed to OpenCV's video I/O (it needs UTF-8; other bytes crash it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _first_readable(images: list[Path]) -> np.ndarray:
+    """The first image of a folder that decodes (it gives the folder's size); iter_images warns about the others."""
+    for path in images:
+        try:
+            return read_image(path)
+        except InputError:
+            continue
+    raise InputError(f"no image in folder {images[0].parent} can be read (all {len(images)} are corrupt or unsupported); re-save them as JPEG or PNG")
 
 
 def _natural_key(path: Path) -> list[object]:
@@ -116,11 +137,13 @@ def iter_images(paths: tuple[Path, ...]) -> Iterator[Frame]:
         yield Frame(index=index, time=0.0, source=str(path), image=image)
 
 
-def _open_capture(location: str | int) -> cv2.VideoCapture:
+def _open_capture(location: str | int) -> cv2.VideoCapture | None:
     capture = cv2.VideoCapture(location)
     if not capture.isOpened():
         capture.release()
         return None
+    # Phone videos store sideways pixels plus a rotation: frames (and the size read after this) come upright.
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return capture
 
 

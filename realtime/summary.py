@@ -68,9 +68,27 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     except UnicodeDecodeError:
         raise InputError(f"{path} is not a UTF-8 text file; pass a JSONL written by emo-live annotate") from None
     for number, record in enumerate(records, 1):
-        if not isinstance(record, dict) or not {"frame", "time", "source", "faces"} <= set(record):
-            raise InputError(f"{path} record {number} lacks frame/time/source/faces; pass a JSONL written by emo-live annotate")
+        problem = _record_problem(record)
+        if problem:
+            raise InputError(f"{path} record {number} {problem}; pass a JSONL written by emo-live annotate")
     return records
+
+
+_FACE_FIELDS = {"id": int, "label": str, "confidence": (int, float), "probs": dict}
+
+
+def _record_problem(record: Any) -> str | None:
+    """What makes ``record`` unusable for a summary (None when it is a well-formed frame record)."""
+    if not isinstance(record, dict) or not {"frame", "time", "source", "faces"} <= set(record):
+        return "lacks frame/time/source/faces"
+    if not isinstance(record["time"], (int, float)) or not isinstance(record["faces"], list):
+        return "has a non-numeric time or a faces field that is not a list"
+    for face in record["faces"]:
+        if not isinstance(face, dict) or any(not isinstance(face.get(key), kind) for key, kind in _FACE_FIELDS.items()):
+            return "has a face without a numeric id/confidence, a label or probs"
+        if not all(isinstance(p, (int, float)) for p in face["probs"].values()):
+            return "has a face with non-numeric probs"
+    return None
 
 
 def _stats(rows: Sequence[dict[str, Any]], labels: tuple[str, ...], interval: float) -> EmotionStats:

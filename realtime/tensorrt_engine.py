@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from emolive.models.errors import EngineUnavailableError, ModelError
-from emolive.models.onnx_io import INPUT_NAME, OUTPUT_NAME, open_onnx_session, read_onnx_info
+from emolive.models.onnx_io import FEATURES_NAME, INPUT_NAME, OUTPUT_NAME, open_onnx_session, read_onnx_info
 
-from .engines import InferenceEngine
+from .engines import InferenceEngine, softmax
 
 TRT_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 DEFAULT_MAX_BATCH = 64
@@ -258,24 +258,40 @@ class TensorRTEngine(InferenceEngine):
             raise ModelError(f"the engine for {self.path} lacks '{INPUT_NAME}' or '{OUTPUT_NAME}'; re-export the model")
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        parts = [self._run(batch[start:start + self.max_batch]) for start in range(0, len(batch), self.max_batch)]
-        return np.concatenate(parts) if parts else np.empty((0, self.info.num_classes), np.float32)
+        return self._outputs(batch, (OUTPUT_NAME,))[0]
 
-    def _run(self, chunk: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and, when the engine has the exported ``features`` output, the penultimate features."""
+        if FEATURES_NAME not in self._buffers or len(batch) == 0:
+            return super().infer(batch)
+        logits, features = self._outputs(batch, (OUTPUT_NAME, FEATURES_NAME))
+        return softmax(logits, self.info.temperature), features
+
+    def _outputs(self, batch: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
+        """The named outputs for ``batch``, run in chunks of at most ``max_batch`` faces."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        chunks = [self._run(batch[start:start + self.max_batch], names) for start in range(0, len(batch), self.max_batch)]
+        if not chunks:
+            return [np.empty((0, *self._buffers[name][2]), np.float32) for name in names]
+        return [np.concatenate([chunk[i] for chunk in chunks]) for i in range(len(names))]
+
+    def _run(self, chunk: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
         cudart = self._cudart
         d_input = self._buffers[INPUT_NAME][0]
-        d_output, out_dtype, tail = self._buffers[OUTPUT_NAME]
-        out = np.empty((len(chunk), *tail), dtype=out_dtype)
         self._context.set_input_shape(INPUT_NAME, chunk.shape)
         _check(cudart.cudaMemcpyAsync(d_input, chunk.ctypes.data, chunk.nbytes,
                                       cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self._stream), "cudaMemcpyAsync")
         if not self._context.execute_async_v3(int(self._stream)):
             raise ModelError(f"TensorRT inference failed on a batch of {len(chunk)} faces")
-        _check(cudart.cudaMemcpyAsync(out.ctypes.data, d_output, out.nbytes,
-                                      cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self._stream), "cudaMemcpyAsync")
+        outputs = []
+        for name in names:
+            pointer, dtype, tail = self._buffers[name]
+            out = np.empty((len(chunk), *tail), dtype=dtype)
+            _check(cudart.cudaMemcpyAsync(out.ctypes.data, pointer, out.nbytes,
+                                          cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self._stream), "cudaMemcpyAsync")
+            outputs.append(out)
         _check(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
-        return out.astype(np.float32, copy=False)
+        return [out.astype(np.float32, copy=False) for out in outputs]
 
     def close(self) -> None:
         cudart = getattr(self, "_cudart", None)

@@ -163,8 +163,14 @@ def test_tensorrt_engine_builds_caches_and_agrees_with_onnxruntime(tiny_model, t
     with TensorRTEngine(tiny_model, precision=precision, max_batch=8, cache_root=tmp_path) as second:
         assert second.cache_hit and second.plan == first.plan
         np.testing.assert_allclose(second.logits(x), got, atol=1e-5)
+        probs, features = second.infer(x)  # the LSTM smoother needs the exported features output too
     with OnnxRuntimeEngine(tiny_model) as reference:
-        np.testing.assert_allclose(got, reference.logits(x), atol=1e-4 if precision == "fp32" else 2e-2)
+        tolerance = 1e-4 if precision == "fp32" else 2e-2
+        np.testing.assert_allclose(got, reference.logits(x), atol=tolerance)
+        expected_probs, expected_features = reference.infer(x)
+    assert expected_features is not None and features is not None
+    np.testing.assert_allclose(features, expected_features, atol=tolerance * 10)
+    np.testing.assert_allclose(probs, expected_probs, atol=tolerance)
     assert len(list(tmp_path.glob("*.plan"))) == 1 and not list(tmp_path.glob("*.part"))
 
 

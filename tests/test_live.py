@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import pytest
 
 from conftest import face_video
@@ -47,6 +48,27 @@ def test_live_window_plays_a_file_to_the_end(display, tiny_model, sample_bgr, tm
     assert 0 < p50 <= p95
     seconds = float(re.search(r"frames in ([\d.]+) s", err).group(1))
     assert seconds >= 20 / 25.0 * 0.9  # never faster than the file's own frame rate
+
+
+def test_without_a_display_live_fails_in_one_line_and_creates_no_files(tiny_model, sample_bgr, tmp_path):
+    clip = face_video(tmp_path / "clip.mp4", sample_bgr, frames=3)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([sys.executable, "-m", "emolive.realtime.cli", "--model", str(tiny_model), "--source", str(clip),
+                             "--jsonl", str(tmp_path / "out" / "r.jsonl"), "--record", str(tmp_path / "out" / "r.mp4")],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "no display" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_recording_a_still_image_plays_at_30_fps(display, tiny_model, sample_bgr, tmp_path):
+    cv2.imwrite(str(tmp_path / "face.png"), sample_bgr)
+    process = _live(display, tiny_model, "--source", str(tmp_path / "face.png"), "--record", str(tmp_path / "rec.mp4"))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    capture = cv2.VideoCapture(str(tmp_path / "rec.mp4"))
+    fps, frames = capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    assert fps == 30.0 and frames == 1
 
 
 @pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed (apt-get install xdotool)")

@@ -4,6 +4,7 @@ import http.server
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -139,6 +140,91 @@ def test_blur_hides_faces_in_the_output(tmp_path, tiny_model, sample_bgr):
     sharp = cv2.Laplacian(cv2.cvtColor(sample_bgr, cv2.COLOR_BGR2GRAY)[inner], cv2.CV_64F).var()
     blurred = cv2.Laplacian(cv2.cvtColor(cv2.imread(str(tmp_path / "blur.png")), cv2.COLOR_BGR2GRAY)[inner], cv2.CV_64F).var()
     assert blurred < sharp / 20
+
+
+def _rotated_video(path, upright, frames=4):
+    """An MP4 as phones write them: sideways pixels plus a 90-degree display matrix in the track header."""
+    stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (stored.shape[1], stored.shape[0]))
+    for _ in range(frames):
+        writer.write(stored)
+    writer.release()
+    data = bytearray(path.read_bytes())
+    identity = struct.pack(">9i", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    at = data.find(identity, data.find(b"tkhd"))
+    assert at > 0, "no track header matrix found"
+    data[at:at + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_phone_video_with_a_rotation_is_read_upright(tmp_path, tiny_model, sample_bgr):
+    upright = np.full((360, 240, 3), 90, np.uint8)
+    upright[60:300] = cv2.resize(sample_bgr, (240, 240))
+    clip = _rotated_video(tmp_path / "phone.mp4", upright)
+    assert main(["annotate", str(clip), "-o", str(tmp_path / "out.mp4"), "--model", str(tiny_model), "--quiet", "--no-report"]) == 0
+    capture = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    ok, first = capture.read()
+    capture.release()
+    assert ok and first.shape == upright.shape  # written upright, 240 wide and 360 high
+    records = _jsonl(tmp_path / "out.jsonl")
+    assert len(records) == 4 and all(len(r["faces"]) == 1 for r in records)
+    x, y, w, h = records[0]["faces"][0]["box"]
+    assert 60 <= y + h // 2 <= 300 and x + w <= 240  # the face where it is in the upright frame
+
+
+def test_video_without_decodable_frames_is_an_error_and_leaves_no_files(tmp_path, tiny_model, sample_bgr):
+    writer = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+    for _ in range(30):
+        writer.write(cv2.resize(sample_bgr, (320, 240)))
+    writer.release()
+    data = (tmp_path / "full.avi").read_bytes()
+    header_end = data.find(b"movi") + 4  # the header and index start, no frame data
+    (tmp_path / "empty.avi").write_bytes(data[:header_end])
+    result = _annotate(str(tmp_path / "empty.avi"), "-o", str(tmp_path / "out" / "o.mp4"), "--model", str(tiny_model))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no decodable" in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_video_path_that_is_not_utf8_is_a_one_line_error(tmp_path, tiny_model, sample_bgr):
+    clip = face_video(tmp_path / "clip.mp4", sample_bgr, frames=2)
+    odd = os.path.join(os.fsencode(tmp_path), b"clip \xff.mp4")
+    os.rename(os.fsencode(clip), odd)
+    result = _annotate(os.fsdecode(odd), "-o", str(tmp_path / "out.mp4"), "--model", str(tiny_model))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "not valid UTF-8" in result.stderr
+    clip = face_video(tmp_path / "clip.mp4", sample_bgr, frames=2)
+    result = _annotate(str(clip), "-o", os.fsdecode(os.fsencode(tmp_path) + b"/out \xff.mp4"), "--model", str(tiny_model))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "not valid UTF-8" in result.stderr
+
+
+def test_folder_named_like_a_camera_index_and_a_broken_first_image(tmp_path, tiny_model, sample_bgr, monkeypatch):
+    folder = tmp_path / "2024"
+    folder.mkdir()
+    (folder / "a_broken.jpg").write_bytes(b"not an image")
+    cv2.imwrite(str(folder / "b_face.png"), sample_bgr)
+    (tmp_path / "out.v1").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["annotate", "2024", "-o", "out.v1", "--model", str(tiny_model), "--quiet", "--no-report"]) == 0
+    (record,) = _jsonl(tmp_path / "out.v1" / "annotations.jsonl")  # an existing output folder may have a dot in its name
+    assert record["source"].endswith("b_face.png") and len(record["faces"]) == 1
+
+
+def test_jsonl_path_without_suffix_is_a_file(tmp_path, tiny_model, sample_bgr):
+    cv2.imwrite(str(tmp_path / "in.png"), sample_bgr)
+    assert main(["annotate", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--jsonl", str(tmp_path / "records"),
+                 "--model", str(tiny_model), "--quiet"]) == 0
+    assert (tmp_path / "records").is_file() and len(_jsonl(tmp_path / "records")) == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux) to simulate a full disk")
+def test_full_disk_while_writing_records_is_a_one_line_error(tmp_path, tiny_model, sample_bgr):
+    clip = face_video(tmp_path / "clip.mp4", sample_bgr, frames=3)
+    os.symlink("/dev/full", tmp_path / "full.jsonl")
+    result = _annotate(str(clip), "-o", str(tmp_path / "out.mp4"), "--jsonl", str(tmp_path / "full.jsonl"), "--model", str(tiny_model))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "No space left on device" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.mp4").exists()  # the run failed: no half video under the final name
 
 
 # -- cameras and streams ---------------------------------------------------------------------------

@@ -87,6 +87,21 @@ def test_report_command_rebuilds_from_jsonl_and_rejects_bad_files(tiny_model, sa
     assert "line 2 is not valid JSON" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("record, problem", [
+    ({"frame": 0, "time": 0, "source": "x", "faces": [{"id": 1}]}, "without a numeric id/confidence"),
+    ({"frame": 0, "time": 0, "source": "x", "faces": 5}, "not a list"),
+    ({"frame": 0, "time": "a", "source": "x", "faces": []}, "non-numeric time"),
+    ({"frame": 0, "time": 0, "source": "x", "faces": [{"id": 1, "label": "happy", "confidence": 0.9, "probs": {"happy": "x"}}]},
+     "non-numeric probs"),
+])
+def test_report_names_a_malformed_record_and_creates_nothing(tmp_path, capsys, record, problem):
+    (tmp_path / "bad.jsonl").write_text(json.dumps(record) + "\n")
+    assert main(["report", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "record 1" in err and problem in err and "Traceback" not in err
+    assert not (tmp_path / "rep").exists()
+
+
 @pytest.mark.media
 def test_stage_and_audience_report(media_dir, tmp_path):
     out = tmp_path / "out.mp4"

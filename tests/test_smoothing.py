@@ -27,7 +27,7 @@ def test_state_is_dropped_when_the_tracker_forgets_a_track():
 
 
 def test_bad_settings_are_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError, match="--smooth-alpha"):
         EmaSmoother(alpha=1.0)
     with pytest.raises(InputError):
         create_smoother("kalman")
