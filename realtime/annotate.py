@@ -140,6 +140,8 @@ def annotate(recognizer: Recognizer, input_path: str | FrameSource | list[Frame]
     output_path, jsonl_path = resolve_outputs(info, Path(output), Path(jsonl) if jsonl else None)
     folder_input = Path(info.location) if info.kind == "folder" else None
     report_dir = default_report_dir(info.kind, output_path) if report is True else (Path(report) if report else None)
+    if report_dir is not None and report_dir.exists() and not report_dir.is_dir():  # found out before the run, not after
+        raise OutputError(f"report folder {report_dir} is a file; choose another --report or pass --no-report")
     collector = ThumbnailCollector() if thumbnails and info.kind == "video" else None
 
     frames = faces = with_faces = 0

@@ -109,3 +109,11 @@ def test_stage_and_audience_report(media_dir, tmp_path):
     summary = _check_against_jsonl(tmp_path / "rep", tmp_path / "out.jsonl")
     assert summary["frames"] == 275 and len(summary["faces"]) >= 3  # performer plus audience faces
     _check_html(tmp_path / "rep", summary, thumbnails=False)
+
+
+def test_a_report_path_that_is_a_file_is_refused_before_the_run(tiny_model, sample_bgr, tmp_path, capsys):
+    clip = face_video(tmp_path / "clip.mp4", sample_bgr, frames=3)
+    (tmp_path / "taken").write_text("x")
+    assert main(["annotate", str(clip), "-o", str(tmp_path / "o.mp4"), "--report", str(tmp_path / "taken"), "--model", str(tiny_model), "--quiet"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.jsonl").exists()
