@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from emolive.models.errors import DataError, ModelError, OutputError, require
 from emolive.models.info import METADATA_KEY, ModelInfo
 from emolive.models.onnx_io import INPUT_NAME, set_metadata
 from emolive.models.preprocess import PreprocessSpec, preprocess_faces
+
+if TYPE_CHECKING:
+    from emolive.training.data import FerSplit
 
 CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "entropy", "percentile")
 QUANTIZATION_KEY = "emolive_quantization"
@@ -244,6 +248,14 @@ def _rewrite_metrics(model: Path, output: Path, metrics: dict[str, float]) -> No
     _write_proto(proto, output, info, json.loads(meta.get(QUANTIZATION_KEY, "{}")))
 
 
+def scored_split(info: ModelInfo, data: str | os.PathLike[str], split: str) -> FerSplit:
+    """``split`` labelled the way ``emo-live eval`` scores ``info``'s model: FER2013 labels, or FER+ majority labels
+    (rows without one left out) for a FER+ model; a ModelError for a model predicting neither label set."""
+    from emolive.training.eval_report import ground_truth
+
+    return ground_truth(info, data, split)[0]
+
+
 def split_accuracy(model: str | os.PathLike[str], images: np.ndarray, labels: np.ndarray, *, threads: int = 0,
                    batch_size: int = 256) -> float:
     """Top-1 accuracy of the ONNX model on whole-face FER2013 images through ONNX Runtime."""
@@ -273,15 +285,14 @@ def build_int8_model(source: str | os.PathLike[str], output: str | os.PathLike[s
                      threads: int = 0, progress=None) -> tuple[Path, list[Int8Candidate]]:
     """Quantize ``source`` once per calibration method, keep the best on PublicTest at ``output``.
 
-    The kept model's metadata records its INT8 PublicTest accuracy. ``keep_candidates`` (a folder)
-    also keeps every candidate as ``<stem>.int8-<method>.onnx``; otherwise they are deleted.
+    The kept model's metadata records its INT8 PublicTest accuracy, scored against the labels the model
+    predicts (:func:`scored_split`). ``keep_candidates`` (a folder) also keeps every candidate as
+    ``<stem>.int8-<method>.onnx``; otherwise they are deleted.
     """
-    from emolive.training.data import load_fer2013
-
     source, output = Path(source), Path(output)
     info = read_model_info(source)
+    public = scored_split(info, data, "PublicTest")  # before calibrating: a model without known labels fails fast
     faces = calibration_set(data, info.preprocess, size=calibration_size, seed=seed)
-    public = load_fer2013(data, "PublicTest")
     candidates: list[Int8Candidate] = []
     with tempfile.TemporaryDirectory(prefix="emolive-int8-") as work:
         folder = keep_candidates or Path(work)

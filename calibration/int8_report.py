@@ -17,12 +17,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emolive.models.errors import EmoliveError
 
 from .int8 import CALIBRATION_METHODS, QUANTIZATION_KEY, build_int8_model, preprocess_images, split_accuracy
+
+if TYPE_CHECKING:
+    from emolive.training.data import FerSplit
 
 
 @dataclass(frozen=True)
@@ -78,22 +82,31 @@ def compare_models(models: dict[str, Path], data: str | os.PathLike[str], *, bat
                    rounds: int = 10, calls: int = 20, clock: str = "wall") -> list[PrecisionRow]:
     """Accuracy (PublicTest, PrivateTest) and ms/face at ``batch`` of every model; speedup against the first.
 
-    ``threads`` and ``clock`` apply to the timing (see :func:`interleaved_ms_per_face`).
+    Each model is scored against the labels it predicts, as ``emo-live eval`` scores it (FER+ majority labels
+    for a FER+ model, see :func:`scored_split`). ``threads`` and ``clock`` apply to the timing (see
+    :func:`interleaved_ms_per_face`).
     """
-    from emolive.training.data import load_fer2013
+    from .int8 import read_model_info, scored_split
 
-    from .int8 import read_model_info
-
-    public, private = load_fer2013(data, "PublicTest"), load_fer2013(data, "PrivateTest")
-    spec = read_model_info(next(iter(models.values()))).preprocess
-    faces = preprocess_images(private.images[:batch], spec)
+    infos = {name: read_model_info(path) for name, path in models.items()}
+    truth: dict[tuple[str, ...], dict[str, FerSplit]] = {}
+    for info in infos.values():  # once per label set: the FP32 model and its INT8 versions share theirs
+        if info.labels not in truth:
+            truth[info.labels] = {split: scored_split(info, data, split) for split in ("PublicTest", "PrivateTest")}
+    first = next(iter(infos.values()))
+    faces = preprocess_images(truth[first.labels]["PrivateTest"].images[:batch], first.preprocess)
     speed = interleaved_ms_per_face(models, faces, threads=threads, rounds=rounds, calls=calls, clock=clock)
     base = next(iter(speed.values()))
     return [PrecisionRow(name=name, path=str(path), size_mb=round(path.stat().st_size / 1e6, 2),
-                         public_accuracy=split_accuracy(path, public.images, public.labels),
-                         private_accuracy=split_accuracy(path, private.images, private.labels),
+                         public_accuracy=_accuracy(path, truth[infos[name].labels]["PublicTest"]),
+                         private_accuracy=_accuracy(path, truth[infos[name].labels]["PrivateTest"]),
                          ms_per_face=speed[name], batch=batch, speedup=base / speed[name])
             for name, path in models.items()]
+
+
+def _accuracy(model: Path, split: FerSplit) -> float:
+    """Top-1 accuracy of ``model`` on ``split``'s images against its labels."""
+    return split_accuracy(model, split.images, split.labels)
 
 
 def format_markdown(rows: Sequence[PrecisionRow]) -> str:

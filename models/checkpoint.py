@@ -49,8 +49,12 @@ def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, ModelInfo]:
     info = read_weights_info(path)
     try:
         model = create_model(info.arch, num_classes=info.num_classes, **info.arch_kwargs)
-    except KeyError as exc:
-        raise ModelError(f"{path} needs architecture '{info.arch}', which this emolive does not have ({exc}); upgrade emolive") from None
+    except KeyError:
+        raise ModelError(f"{path} needs architecture '{info.arch}', which this emolive does not have; upgrade emolive") from None
+    except (TypeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path} records arch_kwargs that architecture '{info.arch}' does not accept ({reason}); "
+                         "re-export the checkpoint") from None
     state = load_file(str(path))
     try:
         model.load_state_dict(state)

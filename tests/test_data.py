@@ -99,6 +99,35 @@ def test_bad_dataset_paths_give_data_error(tmp_path):
         load_fer2013(tmp_path / "fer2013.csv", "Validation")
 
 
+def _set(values, index, text):
+    values[index] = text
+    return values
+
+
+@pytest.mark.parametrize(("emotion", "edit", "message"), [
+    ("x", None, "row 1 has emotion 'x'; FER2013 emotions are class ids 0-6"),
+    ("9", None, "row 1 has emotion 9; FER2013 emotions are class ids 0-6"),
+    ("-1", None, "row 1 has emotion -1; FER2013 emotions are class ids 0-6"),
+    (None, lambda v: _set(v, 100, "256"), "row 1 has pixel values from 0 to 256; FER2013 pixels are 0-255"),  # uint8 would wrap it to 0
+    (None, lambda v: _set(v, 7, "-3"), "row 1 has pixel values from -3 to 255; FER2013 pixels are 0-255"),
+    (None, lambda v: _set(v, 5, "12.5"), "row 1 has non-integer pixels"),
+    (None, lambda v: v[:-1], "row 1 has 2303 pixels; FER2013 rows have 2304"),
+])
+def test_bad_csv_rows_give_data_error_naming_the_row(tmp_path, emotion, edit, message):
+    images, labels, usage = _dataset(n=4)
+    images[1, 0, 0], images[1, -1, -1] = 0, 255
+    _write_csv(tmp_path / "fer2013.csv", images, labels, usage)
+    lines = (tmp_path / "fer2013.csv").read_text().splitlines()
+    old_emotion, pixels, split = lines[2].split(",")  # data row 1 (row 0 is lines[1])
+    values = edit(pixels.split()) if edit else pixels.split()
+    lines[2] = f"{emotion or old_emotion},{' '.join(values)},{split}"
+    (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=message) as raised:
+        load_fer2013(tmp_path / "fer2013.csv", "Training")
+    assert str(tmp_path / "fer2013.csv") in str(raised.value)
+    assert not list((tmp_path / "cache").glob("*.npz"))  # nothing half-read is cached
+
+
 @pytest.mark.data
 def test_real_fer2013_counts_match_the_dataset_card(fer_tarball):
     expected = {"Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}

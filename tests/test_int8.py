@@ -104,3 +104,53 @@ def test_int8_quantized_shipped_network_keeps_its_accuracy(tmp_path, fer_tarball
     images, labels = private.images[:600], private.labels[:600]
     fp32, int8 = split_accuracy(source, images, labels), split_accuracy(out, images, labels)
     assert int8 >= fp32 - 0.015, (fp32, int8)
+
+
+def test_a_ferplus_model_is_calibrated_and_compared_on_ferplus_labels(tmp_path, monkeypatch):
+    """The INT8 choice and the FP32/INT8 table score a FER+ model as 'emo-live eval' does: on FER+ majority labels."""
+    pytest.importorskip("torch")
+    from test_ferplus import _ferplus_dataset
+
+    from emolive.calibration.int8 import build_int8_model
+    from emolive.calibration.int8_report import compare_models
+    from emolive.models.labels import FERPLUS_EMOTIONS
+    from emolive.training.evaluate import evaluate_model
+    from emolive.training.train import get_args_parser, main as train
+
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    data, _ = _ferplus_dataset(tmp_path)
+    lines = data.read_text().splitlines()  # FER2013's own labels made to disagree with the FER+ votes the model learns
+    data.write_text("\n".join([lines[0]] + [f"{(int(line.split(',', 1)[0]) + 3) % 7},{line.split(',', 1)[1]}" for line in lines[1:]]) + "\n")
+    run = tmp_path / "run"
+    train(get_args_parser().parse_args(["--data", str(data), "--labels", "ferplus-majority",
+                                        "--epochs", "4", "--batch-size", "32", "--augment-strength", "0", "--ema-decay", "0",
+                                        "--schedule", "cosine", "--threads", "1", "-o", str(run)]))
+    fp32 = run / "best.onnx"
+    assert read_model_info(fp32).labels == FERPLUS_EMOTIONS
+    public = evaluate_model(fp32, data, "PublicTest", progress=False)
+    assert public["label_set"] == "ferplus-majority" and public["accuracy"] > 0.5  # the stripes are learnt
+
+    path, [candidate] = build_int8_model(fp32, tmp_path / "int8.onnx", data, calibration_size=70, methods=["minmax"])
+    assert candidate.public_accuracy == pytest.approx(evaluate_model(path, data, "PublicTest", progress=False)["accuracy"])
+    assert candidate.public_accuracy > 0.5
+    rows = compare_models({"fp32": fp32, "int8": path}, data, batch=4, rounds=1, calls=1)
+    private = evaluate_model(fp32, data, "PrivateTest", progress=False)
+    assert rows[0].public_accuracy == pytest.approx(public["accuracy"]) and rows[0].private_accuracy == pytest.approx(private["accuracy"])
+    assert rows[1].public_accuracy == pytest.approx(candidate.public_accuracy)
+
+
+def test_a_model_with_unknown_labels_is_refused_before_calibrating(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from emolive.calibration.int8 import build_int8_model
+    from emolive.models.info import ModelInfo
+    from emolive.models.onnx_io import export_onnx
+    from emolive.models.registry import create_model
+
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    data = learnable_fer_csv(tmp_path / "fer2013.csv", n=70)
+    kwargs = {"widths": [4, 8, 8], "hidden": 16}
+    source = export_onnx(create_model("baseline_cnn", num_classes=3, **kwargs), ModelInfo(arch="baseline_cnn", labels=("a", "b", "c"), arch_kwargs=kwargs),
+                         tmp_path / "abc.onnx")
+    with pytest.raises(ModelError, match="the model predicts a, b, c"):
+        build_int8_model(source, tmp_path / "abc.int8.onnx", data, calibration_size=20, methods=["minmax"])
+    assert not (tmp_path / "abc.int8.onnx").exists()

@@ -75,6 +75,19 @@ def test_loading_weights_into_the_wrong_label_count_fails_clearly(tmp_path):
         load_model(tmp_path / "w.safetensors")
 
 
+@pytest.mark.parametrize(("arch", "arch_kwargs", "reason"), [
+    ("baseline_cnn", {**TINY, "bogus": 1}, "unexpected keyword argument 'bogus'"),  # TypeError in the constructor
+    ("baseline_cnn", {**TINY, "widths": [4, 8]}, "widths must have 3 entries"),  # ValueError in the constructor
+    ("no_such_net", {}, "does not have; upgrade emolive"),  # KeyError in the registry
+])
+def test_model_files_with_bad_architecture_settings_give_model_error(tmp_path, arch, arch_kwargs, reason):
+    model = create_model("baseline_cnn", num_classes=7, **TINY)
+    save_weights(model, ModelInfo(arch=arch, labels=EMOTIONS, arch_kwargs=arch_kwargs), tmp_path / "w.safetensors")
+    with pytest.raises(ModelError, match=reason) as raised:
+        load_model(tmp_path / "w.safetensors")
+    assert "\n" not in str(raised.value) and "w.safetensors" in str(raised.value)
+
+
 @pytest.mark.parametrize("content", [b"", b"not a model at all", b"\x08\x01garbage"])
 def test_broken_model_files_give_model_error(tmp_path, content):
     from emolive.realtime.engines import OnnxRuntimeEngine

@@ -96,3 +96,34 @@ def test_release_rejects_an_unknown_test_time_augmentation(data, tmp_path, capsy
     with pytest.raises(SystemExit) as exit_info:
         release([str(tmp_path), "--data", str(data), "--name", "x", "--dest", str(tmp_path), "--tta", "hflip,ten-crop"])
     assert exit_info.value.code == 2 and "unknown test-time augmentation ten-crop" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({}, "has no summary.json; pass the --output folder of a finished 'emo-live train' run"),
+    ({"summary.json": "{}"}, "has no best.safetensors"),
+    ({"summary.json": "{not json", "best.safetensors": ""}, "summary.json is unreadable"),
+    ({"summary.json": '{"args": {}}', "best.safetensors": ""}, "summary.json lacks epochs_run, wall_seconds"),
+])
+def test_module_entry_point_refuses_an_unfinished_run_in_one_line(data, tmp_path, capsys, files, message):
+    from emolive.training.release import cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name, text in files.items():
+        (run / name).write_text(text)
+    assert cli([str(run), "--data", str(data), "--name", "x", "--dest", str(tmp_path / "weights")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m emolive.training.release: error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "weights").exists()  # nothing shipped
+
+
+def test_module_entry_point_reports_a_broken_model_in_one_line(data, tmp_path, capsys):
+    from emolive.training.release import cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text('{"args": {}, "epochs_run": 1, "wall_seconds": 1.0}')
+    (run / "best.safetensors").write_bytes(b"not safetensors")
+    assert cli([str(run), "--data", str(data), "--name", "x", "--dest", str(tmp_path / "weights")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "best.safetensors is not a readable safetensors file" in err and "\n" not in err

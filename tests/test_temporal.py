@@ -196,8 +196,8 @@ def test_consistency_loss_counts_jumps_inside_an_expression_only():
 
 # -- the commands end to end on tiny data ---------------------------------------------------------
 
-def _tiny_fer_csv(path, per_class=3):
-    rng = np.random.default_rng(4)
+def _tiny_fer_csv(path, per_class=3, seed=4):
+    rng = np.random.default_rng(seed)
     with gzip.open(path, "wt", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["emotion", "pixels", "Usage"])
@@ -252,6 +252,30 @@ def test_train_and_eval_temporal_end_to_end(tiny_model, sample_bgr, tmp_path, mo
                  "--views", "2", "--occluded-views", "1", "--sequences", "4", "--length", "20", "--cost-frames", "5", "--alphas", "0.5",
                  "--hysteresis", "", "--quiet"]) == 0
     assert loaded == ["PublicTest"] and json.loads((tmp_path / "p.json").read_text())["synthetic"]["split"] == "PublicTest"
+
+
+def test_feature_cache_is_not_shared_by_datasets_with_equal_counts_but_other_images(tiny_model, tmp_path, monkeypatch):
+    from emolive.training.temporal_train import feature_cache_dir, get_args_parser, main as temporal_main
+
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder, seed in zip(folders, (4, 5)):  # same rows, labels and counts; other pixels
+        folder.mkdir()
+        _tiny_fer_csv(folder / "fer2013.csv.gz", seed=seed)
+    settings = ["--model", str(tiny_model), "--views", "1", "--occluded-views", "0", "--steps", "2", "--batch-size", "2",
+                "--length", "10", "--val-every", "2", "--val-sequences", "2", "--quiet"]
+
+    def run(folder):
+        temporal_main(get_args_parser().parse_args(["--data", str(folder / "fer2013.csv.gz"), "-o", str(folder / "run"), *settings]))
+        return {path.name: np.load(path)["features"] for path in sorted(feature_cache_dir().glob("views-*.npz"))}
+
+    first = run(folders[0])
+    assert len(first) == 2  # Training and PublicTest views
+    both = run(folders[1])
+    assert len(both) == 4  # the second dataset rendered its own views instead of reusing the first one's
+    new = [both[name] for name in set(both) - set(first)]
+    assert all(not any(np.array_equal(features, old) for old in first.values()) for features in new)
+    assert run(folders[0]).keys() == both.keys()  # the same data again reuses its cache
 
 
 def test_eval_temporal_settings_add_hysteresis_rows_and_reject_bad_ones():

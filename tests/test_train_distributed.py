@@ -54,7 +54,8 @@ def _torchrun(tmp_path, *args):
     return result
 
 
-def test_torchrun_two_cpu_processes_train_resume_and_write_once(tmp_path):
+def test_torchrun_two_cpu_processes_train_resume_and_write_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))  # the cache the torchrun processes use
     data = learnable_fer_csv(tmp_path / "fer2013.csv")
     run = tmp_path / "run"
     common = ["--data", str(data), "-o", str(run), "--batch-size", "32", "--lr", "1e-3", "--ema-decay", "0.5",
@@ -67,7 +68,13 @@ def test_torchrun_two_cpu_processes_train_resume_and_write_once(tmp_path):
     assert summary["replica_fingerprints"][0] == summary["replica_fingerprints"][1] == state_fingerprint(state["model"])
     assert [h["epoch"] for h in json.loads((run / "history.json").read_text())] == [1]
 
-    # resume through the CLI, still under torchrun: continues at epoch 3, replicas still identical
+    # a 2-epoch run stopped after epoch 1 (here, in one process), resumed through the CLI under torchrun with the
+    # same options (a resume must keep --epochs): continues at epoch 2, replicas still identical
+    from emolive.training.train import get_args_parser, main as train_main
+
+    run = tmp_path / "interrupted"
+    common[common.index("-o") + 1] = str(run)
+    train_main(get_args_parser().parse_args([*common, "--epochs", "2", "--no-export"]), on_epoch_end=lambda record: True)
     second = _torchrun(tmp_path, "-m", "emolive.realtime.cli", "train", *common, "--epochs", "2", "--resume")
     assert second.stdout.count("resumed from") == 1 and second.stdout.count("epoch 2/2 ") == 1
     summary = json.loads((run / "summary.json").read_text())

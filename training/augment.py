@@ -1,7 +1,9 @@
 """Batched data augmentation on network-input tensors (N, 1, S, S), each sample with its own draw.
 
 One ``affine_grid``/``grid_sample`` call applies per-sample rotation, scale, shift and horizontal
-flip; then brightness/contrast jitter and random erasing. Works on CPU and GPU alike.
+flip; then brightness/contrast jitter and random erasing. Works on CPU and GPU alike: the random
+numbers come from the generator's own device (a CPU ``torch.Generator`` for training) and are moved to
+the batch's device, so a CUDA batch gets the same draws as a CPU one.
 """
 
 from __future__ import annotations
@@ -28,8 +30,17 @@ class AugmentConfig:
     strength: float = 1.0
 
 
+def _rand(shape: int | tuple[int, ...], generator: torch.Generator | None, device: torch.device, *,
+          normal: bool = False, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Uniform [0, 1) (or standard normal) numbers drawn on ``generator``'s device, returned on ``device``."""
+    source = generator.device if generator is not None else device
+    draw = torch.randn if normal else torch.rand
+    size = (shape,) if isinstance(shape, int) else shape
+    return draw(size, generator=generator, device=source, dtype=dtype).to(device)
+
+
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    return torch.rand(n, generator=generator, device=device) * (high - low) + low
+    return _rand(n, generator, device) * (high - low) + low
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -39,7 +50,7 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     zoom = 1.0 + _uniform(n, -cfg.scale * s, cfg.scale * s, generator, device)
     tx = _uniform(n, -cfg.shift * s, cfg.shift * s, generator, device) * 2.0
     ty = _uniform(n, -cfg.shift * s, cfg.shift * s, generator, device) * 2.0
-    flip = torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(n, device=device)
+    flip = torch.where(_rand(n, generator, device) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(n, device=device)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
@@ -62,12 +73,12 @@ def _random_erase(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     aspect = torch.exp(_uniform(n, math.log(0.3), math.log(3.3), generator, device))
     eh = (torch.sqrt(area * aspect) * h).clamp(1, h)
     ew = (torch.sqrt(area / aspect) * w).clamp(1, w)
-    y0 = torch.rand(n, generator=generator, device=device) * (h - eh)
-    x0 = torch.rand(n, generator=generator, device=device) * (w - ew)
+    y0 = _rand(n, generator, device) * (h - eh)
+    x0 = _rand(n, generator, device) * (w - ew)
     rows = torch.arange(h, device=device).view(1, h, 1)
     cols = torch.arange(w, device=device).view(1, 1, w)
     mask = (rows >= y0.view(n, 1, 1)) & (rows < (y0 + eh).view(n, 1, 1)) & (cols >= x0.view(n, 1, 1)) & (cols < (x0 + ew).view(n, 1, 1))
-    active = torch.rand(n, generator=generator, device=device) < cfg.erase_prob
+    active = _rand(n, generator, device) < cfg.erase_prob
     mask = (mask & active.view(n, 1, 1)).unsqueeze(1)
-    noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
+    noise = _rand(tuple(x.shape), generator, device, normal=True, dtype=x.dtype)
     return torch.where(mask, noise, x)

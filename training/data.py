@@ -122,15 +122,36 @@ def _read_csv(path: Path) -> dict[str, FerSplit]:
                 usage = row["Usage"]
                 if usage not in images:
                     raise DataError(f"{path} row {row_index} has Usage '{usage}'; expected one of {', '.join(SPLITS)}")
-                pixels = np.array(row["pixels"].split(), dtype=np.uint8)
-                if pixels.size != IMAGE_SIZE * IMAGE_SIZE:
-                    raise DataError(f"{path} row {row_index} has {pixels.size} pixels; FER2013 rows have 2304 (48x48)")
-                images[usage].append(pixels.reshape(IMAGE_SIZE, IMAGE_SIZE))
-                labels[usage].append(int(row["emotion"]))
+                images[usage].append(_parse_pixels(row["pixels"], path, row_index))
+                labels[usage].append(_parse_label(row["emotion"], path, row_index))
                 keys[usage].append(row_index)
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read {path} ({exc}); check the file is a complete FER2013 CSV") from None
     return {s: _make_split(s, images[s], labels[s], np.array(keys[s], dtype=np.int64)) for s in SPLITS}
+
+
+def _parse_pixels(text: str | None, path: Path, row_index: int) -> np.ndarray:
+    """One CSV row's ``pixels``: 2304 integers 0..255 -> a (48, 48) uint8 image, or a DataError naming the row."""
+    try:
+        values = np.array((text or "").split(), dtype=np.int64)
+    except ValueError:
+        raise DataError(f"{path} row {row_index} has non-integer pixels; FER2013 pixels are 2304 integers 0-255 separated by spaces") from None
+    if values.size != IMAGE_SIZE * IMAGE_SIZE:
+        raise DataError(f"{path} row {row_index} has {values.size} pixels; FER2013 rows have 2304 (48x48)")
+    if values.min() < 0 or values.max() > 255:
+        raise DataError(f"{path} row {row_index} has pixel values from {values.min()} to {values.max()}; FER2013 pixels are 0-255")
+    return values.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _parse_label(text: str | None, path: Path, row_index: int) -> int:
+    """One CSV row's ``emotion``: a class id 0..6, or a DataError naming the row."""
+    try:
+        label = int(text or "")
+    except ValueError:
+        raise DataError(f"{path} row {row_index} has emotion {text!r}; FER2013 emotions are class ids 0-{len(EMOTIONS) - 1} ({', '.join(EMOTIONS)})") from None
+    if not 0 <= label < len(EMOTIONS):
+        raise DataError(f"{path} row {row_index} has emotion {label}; FER2013 emotions are class ids 0-{len(EMOTIONS) - 1} ({', '.join(EMOTIONS)})")
+    return label
 
 
 def _split_of(name: str) -> str | None:

@@ -15,6 +15,8 @@ import argparse
 import json
 import platform
 import shlex
+import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import numpy as np
 
 from emolive.calibration.temperature import expected_calibration_error, fit_temperature
 from emolive.models.checkpoint import load_model, save_weights
+from emolive.models.errors import EmoliveError, InputError
 from emolive.models.info import TTA_MODES
 from emolive.models.labels import label_set_name
 from emolive.models.onnx_io import export_onnx
@@ -35,6 +38,7 @@ from emolive.training.evaluate import evaluate_model, ferplus_majority_split, pr
 
 _TRAIN_RUN_ONLY = {"resume", "no_export", "output", "threads", "margin"}  # how a run was driven, not what it learned
 _TRAIN_ALWAYS = {"data", "model", "epochs", "lr"}
+PROG = "python -m emolive.training.release"
 
 
 def cpu_name() -> str:
@@ -94,8 +98,24 @@ def tta_candidates(text: str) -> tuple[str, ...]:
     return modes
 
 
+def read_run(run: Path) -> dict[str, Any]:
+    """A finished training run's ``summary.json``, after checking the folder also holds ``best.safetensors``."""
+    fix = "pass the --output folder of a finished 'emo-live train' run"
+    for name in ("summary.json", "best.safetensors"):
+        if not (run / name).is_file():
+            raise InputError(f"{run} is not a finished training run: it has no {name}; {fix}")
+    try:
+        summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{run / 'summary.json'} is unreadable ({exc}); {fix}") from None
+    missing = {"args", "wall_seconds", "epochs_run"} - set(summary if isinstance(summary, dict) else ())
+    if missing:
+        raise InputError(f"{run / 'summary.json'} lacks {', '.join(sorted(missing))}; {fix}")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, nargs="?", help="training run folder (best.safetensors, summary.json, history.json)")
     parser.add_argument("--ensemble", type=Path, nargs="+", metavar="SAFETENSORS",
                         help="ship the ensemble of these trained members instead of a run folder")
@@ -119,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         summary = None
         model, info = ensemble_from_files(args.ensemble)
     else:
-        summary = json.loads((args.run / "summary.json").read_text())
+        summary = read_run(args.run)
         model, info = load_model(args.run / "best.safetensors")
     if args.margin is not None:
         info = replace(info, preprocess=replace(info.preprocess, margin=args.margin))
@@ -246,5 +266,15 @@ def _training_text(info, summary: dict[str, Any] | None, metrics: dict[str, Any]
             f"  ({cpu_name()}; torch {summary.get('torch')}, device {summary.get('device')}).")
 
 
+def cli(argv: Sequence[str] | None = None) -> int:
+    """``python -m emolive.training.release``: ship; a user's error is one line on stderr and its exit code."""
+    try:
+        main(None if argv is None else list(argv))
+    except EmoliveError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

@@ -3,7 +3,8 @@
 1. Render jittered views of FER2013 Training stills (training) and PublicTest stills (validation) and
    run them through the frozen CNN's ONNX graph with the runtime engine (:mod:`emolive.training.sequences`),
    so the head learns from exactly the features it gets at run time. The features are cached under
-   ``$EMOLIVE_CACHE/temporal`` (key: CNN sha256 + settings), so a stopped run restarts without redoing them.
+   ``$EMOLIVE_CACHE/temporal`` (key: CNN sha256 + settings + which stills, see :func:`feature_cache_key`), so a
+   stopped run restarts without redoing them.
 2. Train :class:`~emolive.models.temporal.TemporalHead` on fresh synthetic sequences every step
    (per-frame cross-entropy), validating per-frame accuracy on fixed PublicTest sequences. The best
    head is kept as ``DIR/NAME.temporal.safetensors`` (atomic) and exported as ``DIR/NAME.temporal.onnx``
@@ -33,7 +34,8 @@ from emolive.models.shipped import file_sha256, resolve_model_path, weights_dir
 from emolive.models.temporal import TemporalHead, export_temporal_onnx
 from emolive.models.temporal_info import TEMPORAL_SUFFIX, TemporalInfo, temporal_head_path
 from emolive.realtime.engines import OnnxRuntimeEngine
-from emolive.training.data import find_source, load_fer2013
+from emolive.training.data import FerSplit, find_source, load_fer2013
+from emolive.training.distill import rows_digest
 from emolive.training.sequences import SequencePlan, ViewJitter, gather, plan_sequences, view_features
 from emolive.training.temporal_metrics import latency_summary, transition_latencies
 
@@ -68,11 +70,25 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     return parser
 
 
-def _subset(split, count: int, seed: int):
+def _subset(split: FerSplit, count: int, seed: int) -> FerSplit:
     if count <= 0 or count >= len(split):
-        return split.images, split.labels
+        return split
     order = np.random.default_rng(seed).permutation(len(split))[:count]
-    return split.images[order], split.labels[order]
+    return FerSplit(split.name, split.images[order], split.labels[order], split.keys[order])
+
+
+def stills_digest(split: FerSplit) -> str:
+    """Which stills a feature pool is rendered from: their row keys and labels (:func:`rows_digest`) and their pixels,
+    so two datasets whose rows are numbered alike but hold other images do not share a cache."""
+    pixels = hashlib.sha256(np.ascontiguousarray(split.images).tobytes()).hexdigest()[:16]
+    return f"{rows_digest(split.keys)}-{rows_digest(split.labels)}-{pixels}"
+
+
+def feature_cache_key(cnn_sha: str, settings: dict[str, Any], args: argparse.Namespace, train: FerSplit, val: FerSplit) -> str:
+    """The name part of the cached view features: the CNN, the view settings and the Training/PublicTest stills used."""
+    return hashlib.sha256(json.dumps({"cnn": cnn_sha, **settings, "train": args.train_images, "val": args.val_images,
+                                      "n": [len(train), len(val)], "stills": [stills_digest(train), stills_digest(val)]},
+                                     sort_keys=True).encode()).hexdigest()[:12]
 
 
 def feature_cache_dir() -> Path:
@@ -172,15 +188,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     name = cnn_path.name.removesuffix(".onnx")
     jitter = ViewJitter()
     train_split, val_split = load_fer2013(args.data, "Training"), load_fer2013(args.data, "PublicTest")
-    train_images, train_labels = _subset(train_split, args.train_images, args.seed)
-    val_images, val_labels = _subset(val_split, args.val_images, args.seed + 1)
+    train_stills, val_stills = _subset(train_split, args.train_images, args.seed), _subset(val_split, args.val_images, args.seed + 1)
+    train_images, train_labels, val_images, val_labels = train_stills.images, train_stills.labels, val_stills.images, val_stills.labels
     for split_name, labels in (("Training", train_labels), ("PublicTest", val_labels)):
         if len(np.unique(labels)) < 2:
             raise DataError(f"FER2013 {split_name} at {args.data} has fewer than two classes; sequences need expression changes")
 
     settings = {"views": args.views, "occluded": args.occluded_views, "jitter": asdict(jitter), "seed": args.seed}
-    key = hashlib.sha256(json.dumps({"cnn": cnn_sha, **settings, "train": args.train_images, "val": args.val_images,
-                                     "n": [len(train_labels), len(val_labels)]}, sort_keys=True).encode()).hexdigest()[:12]
+    key = feature_cache_key(cnn_sha, settings, args, train_stills, val_stills)
     progress = not args.quiet
     with OnnxRuntimeEngine(cnn_path, threads=args.threads) as engine:
         train_features, train_probs = _pool(engine, train_images, feature_cache_dir() / f"views-{key}-train.npz", views=args.views,

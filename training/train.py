@@ -2,8 +2,11 @@
 
 Shape follows torchvision's reference script: :func:`get_args_parser` -> :func:`main` ->
 :func:`train_one_epoch` / :func:`evaluate`. Every epoch writes ``last.pt`` (model, optimizer,
-scheduler, EMA, epoch, args, history; loaded back with ``weights_only=True``) so ``--resume`` continues
-a stopped run; the best PublicTest model is kept as ``best.safetensors`` and exported to
+scheduler, EMA, epoch, args, history, the random number generators' states; loaded back with
+``weights_only=True``) so ``--resume`` continues a stopped run exactly where it was: same dropout masks
+and augmentation draws as an uninterrupted run, same early-stopping count. A resumed run must keep the
+settings that shape its schedule and weights (:data:`RESUME_FIXED`); the best PublicTest model is kept as
+``best.safetensors`` and exported to
 ``best.onnx`` with its metadata at the end. PrivateTest is not touched here: evaluate the final model
 once with ``emo-live eval``.
 """
@@ -15,8 +18,9 @@ import json
 import math
 import os
 import random
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +32,24 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from emolive.models.checkpoint import save_weights
+from emolive.models.errors import EmoliveError, InputError, ModelError
 from emolive.models.info import ModelInfo
 from emolive.models.onnx_io import export_onnx
 from emolive.models.preprocess import PreprocessSpec, preprocess_faces
 from emolive.models.registry import create_model, list_models
 from emolive.training.augment import AugmentConfig, augment_batch
 from emolive.training import distributed
-from emolive.training.data import FerSplit, load_fer2013
+from emolive.training.data import FerSplit, find_source, load_fer2013
 from emolive.training import recipe
 from emolive.training.mix import epoch_order, mix_batch, soft_targets
 
+PROG = "python -m emolive.training.train"
+RESUME_FIXED: tuple[str, ...] = ("model", "labels", "epochs", "batch_size", "schedule", "limit")
+"""Options a ``--resume`` must repeat: they decide the network, its outputs and the learning-rate schedule in ``last.pt``."""
+
 
 def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser or argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="FER2013: fer2013.csv(.gz), the image tarball, or a folder with train/ and test/")
     parser.add_argument("--model", default="baseline_cnn", help=f"registered architecture ({', '.join(list_models())})")
     parser.add_argument("--output", "-o", default="runs/train", help="run folder: checkpoints, history, exported model")
@@ -74,11 +83,116 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     return parser
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse an unknown ``--model`` and out-of-range numbers with a one-line InputError, before any data loads."""
+    if args.model not in list_models():
+        raise InputError(f"unknown --model '{args.model}'; choose one of: {', '.join(list_models())}")
+    if args.epochs < 1:
+        raise InputError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0.0 <= args.ema_decay < 1.0:
+        raise InputError(f"--ema-decay must be in [0, 1) (0 disables the EMA), got {args.ema_decay}")
+    if not 0.0 <= args.label_smoothing < 1.0:
+        raise InputError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    if args.patience < 0:
+        raise InputError(f"--patience must be >= 0 (0 never stops early), got {args.patience}")
+    if args.limit < 0:
+        raise InputError(f"--limit must be >= 0 (0 uses every training image), got {args.limit}")
+
+
 def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def rng_states(device: torch.device) -> dict[str, Any]:
+    """The global random number generators' states (torch CPU, CUDA when used, numpy, Python), storable with ``weights_only``."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached]}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any], device: torch.device) -> None:
+    """Restore what :func:`rng_states` saved (a CUDA state only on CUDA, for the devices present)."""
+    torch.set_rng_state(states["torch"].cpu())
+    random.setstate(_as_tuples(states["python"]))
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if device.type == "cuda" and states.get("cuda") is not None:
+        for index, state in enumerate(states["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state.cpu(), index)
+
+
+def _as_tuples(value: Any) -> Any:
+    """Lists back to tuples, as ``random.setstate`` needs them."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def epochs_since_best(history: list[dict[str, Any]]) -> int:
+    """Epochs after the first one with the best PublicTest accuracy: what ``--patience`` counts."""
+    accuracies = [record["val_accuracy"] for record in history]
+    return len(accuracies) - 1 - accuracies.index(max(accuracies)) if accuracies else 0
+
+
+def read_checkpoint(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``last.pt`` for ``--resume``, after checking it is one and that ``args`` repeat its :data:`RESUME_FIXED` options."""
+    fix = "delete it or start without --resume"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refusals (UnpicklingError), truncated zips, I/O errors: all mean 'not usable'
+        raise ModelError(f"{path} is not a readable training checkpoint ({type(exc).__name__}); {fix}") from None
+    needed = {"model", "optimizer", "lr_scheduler", "generator", "epoch", "best_accuracy", "history", "wall_seconds", "args"}
+    if not isinstance(state, dict) or not needed <= set(state):
+        raise ModelError(f"{path} is not an emolive training checkpoint (it lacks model, optimizer or history); {fix}")
+    try:
+        stored, _ = json.loads(state["args"]), json.loads(state["history"])
+    except (TypeError, json.JSONDecodeError):
+        raise ModelError(f"{path} has unreadable training options or history; {fix}") from None
+    for name in RESUME_FIXED:
+        if name in stored and stored[name] != getattr(args, name):
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{path} was trained with {flag} {stored[name]}, not {getattr(args, name)}; resume with "
+                             f"{flag} {stored[name]}, or train from scratch in another --output folder")
+    return state
+
+
+def restore_checkpoint(state: dict[str, Any], path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                       ema: AveragedModel | None, generator: torch.Generator, scaler: torch.amp.GradScaler | None) -> None:
+    """Load ``last.pt``'s model, optimizer, schedule, EMA, augmentation generator and gradient scaler; ModelError if they do not fit."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["lr_scheduler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        generator.set_state(state["generator"].cpu())
+        if scaler is not None and state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path} does not fit this run ({reason}); delete it or start without --resume") from None
+
+
+def build_model(args: argparse.Namespace, num_classes: int, arch_kwargs: dict[str, Any]) -> nn.Module:
+    """The registered architecture with ``arch_kwargs``, ImageNet weights and a frozen backbone as asked."""
+    try:
+        model = create_model(args.model, num_classes=num_classes, **arch_kwargs)
+    except (TypeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"--arch-kwargs {args.arch_kwargs} does not fit --model {args.model} ({reason}); pass only that architecture's options") from None
+    if args.pretrained:
+        from emolive.models.transfer import load_imagenet_weights
+
+        load_imagenet_weights(model, args.pretrained)
+    if args.freeze_backbone:
+        recipe.freeze_backbone(model)
+    return model
 
 
 def to_tensor(split: FerSplit, spec: PreprocessSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,6 +300,7 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     after it is saved; returning True stops training there. Under torchrun (an initialised process
     group, see :mod:`emolive.training.distributed`) every rank runs this and only rank 0 writes files.
     """
+    check_args(args)
     recipe.check_imbalance_handling(args)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -193,8 +308,14 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dist = distributed.current()
     out = Path(args.output)
+    last = out / "last.pt"
+    resumed = read_checkpoint(last, args) if args.resume and last.is_file() else None
     out.mkdir(parents=True, exist_ok=True)
     spec = PreprocessSpec()  # FER2013 images are whole face crops; the detector-box margin is set at release
+    labels = recipe.label_names(args)
+    arch_kwargs = recipe.arch_kwargs(args)
+    find_source(Path(args.data))  # a wrong data path is reported before any model is built
+    model = build_model(args, len(labels), arch_kwargs)  # loading the data draws no torch random numbers: same initial weights as after it
 
     train_split = load_fer2013(args.data, "Training")
     val_split = load_fer2013(args.data, "PublicTest")
@@ -207,7 +328,6 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     if args.limit:
         keep = np.sort(np.random.default_rng(args.seed).permutation(len(train_split))[:args.limit])
         train_split = FerSplit(train_split.name, train_split.images[keep], train_split.labels[keep], train_split.keys[keep])
-    labels = recipe.label_names(args)
     train_split, train_votes = recipe.select_labels(train_split, args)
     val_split, _ = recipe.select_labels(val_split, args, evaluation=True)
     train_x, train_y = to_tensor(train_split, spec)
@@ -223,14 +343,6 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
         train_y = blend_targets(train_y, teacher, args.teacher_weight)
     scaler = recipe.grad_scaler(device, args.precision)
 
-    arch_kwargs = recipe.arch_kwargs(args)
-    model = create_model(args.model, num_classes=len(labels), **arch_kwargs)
-    if args.pretrained:
-        from emolive.models.transfer import load_imagenet_weights
-
-        load_imagenet_weights(model, args.pretrained)
-    if args.freeze_backbone:
-        recipe.freeze_backbone(model)
     model = model.to(device).to(memory_format=torch.channels_last)
     groups = recipe.param_groups(model, args)
     if args.optimizer == "adamw":
@@ -244,26 +356,23 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     train_model = distributed.wrap_model(model, dist, sync_batchnorm=args.sync_batchnorm)  # shares model's parameters
 
     start_epoch, best_acc, history, wall = 0, -1.0, [], 0.0
-    last = out / "last.pt"
-    if args.resume and last.is_file():
-        state = torch.load(last, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["lr_scheduler"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        generator.set_state(state["generator"])
-        if scaler is not None and state.get("scaler") is not None:
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, best_acc, history, wall = state["epoch"] + 1, state["best_accuracy"], json.loads(state["history"]), state["wall_seconds"]
+    if resumed is not None:
+        restore_checkpoint(resumed, last, model, optimizer, scheduler, ema, generator, scaler)
+        if resumed.get("rng") is not None:  # older last.pt files lack them: dropout then restarts from --seed
+            set_rng_states(resumed["rng"], device)
+        start_epoch, best_acc, history, wall = resumed["epoch"] + 1, resumed["best_accuracy"], json.loads(resumed["history"]), resumed["wall_seconds"]
         print(f"resumed from {last} at epoch {start_epoch}")
 
     label_source = {"fer2013": "FER2013", "ferplus-majority": "FER+ majority labels of FER2013", "ferplus-votes": "FER+ vote distributions of FER2013"}[args.labels]
     info_kwargs = {"arch": args.model, "labels": labels, "preprocess": spec, "arch_kwargs": arch_kwargs,
                    "training_data": f"{label_source} Training ({len(train_y)} images)" + (f", ImageNet-initialised ({Path(args.pretrained).name})" if args.pretrained else "")
                    + (f", distilled from {Path(args.teacher).name} (weight {args.teacher_weight}, T {args.teacher_temperature})" if getattr(args, "teacher", None) else "")}
-    stale = 0
-    for epoch in range(start_epoch, args.epochs):
+    stale = epochs_since_best(history)
+    epochs = range(start_epoch, args.epochs)
+    if args.patience and stale >= args.patience and len(epochs):
+        print(f"early stop: {last} was saved after {stale} epochs without PublicTest gain (--patience {args.patience}); not training on")
+        epochs = range(0)
+    for epoch in epochs:
         tic = time.perf_counter()
         record = {"epoch": epoch + 1, **distributed.mean_over_ranks(train_one_epoch(train_model, optimizer, scheduler, train_x, train_y, args, epoch, generator, ema, loss_weights, device, dist, scaler), dist)}
         distributed.average_buffers((model, ema), dist)  # BatchNorm statistics differ per rank after the last step
@@ -282,7 +391,7 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
             stale += 1
         if dist.is_main:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
-                        "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(), "epoch": epoch,
+                        "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(), "rng": rng_states(device), "epoch": epoch,
                         "scaler": scaler.state_dict() if scaler is not None else None,
                         "best_accuracy": best_acc, "history": json.dumps(history), "wall_seconds": wall, "args": json.dumps(vars(args))},
                        out / "last.pt.part")
@@ -312,7 +421,17 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     return summary
 
 
+def cli(argv: Sequence[str] | None = None) -> int:
+    """``python -m emolive.training.train``: train; a user's error is one line on stderr and its exit code."""
+    parsed = get_args_parser().parse_args(argv)
+    try:
+        with distributed.process_group():  # a no-op unless started by torchrun with several processes
+            main(parsed)
+    except EmoliveError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
 if __name__ == "__main__":
-    parsed = get_args_parser().parse_args()
-    with distributed.process_group():  # a no-op unless started by torchrun with several processes
-        main(parsed)
+    sys.exit(cli())
