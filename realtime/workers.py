@@ -108,21 +108,25 @@ class BackgroundWriter(Generic[T]):
         self._handle = handle
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
+        self._finished = threading.Event()  # not Thread.join: before Python 3.13 a Ctrl-C inside join() can mark a live thread stopped
         self._thread = threading.Thread(target=self._run, name="emolive-write", daemon=True)
         self._thread.start()
         self.stage_ms: list[dict[str, float]] = []
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            if self._error is not None:
-                continue  # drain without work after a failure
-            try:
-                self.stage_ms.append(self._handle(item))
-            except BaseException as exc:
-                self._error = exc
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END:
+                    return
+                if self._error is not None:
+                    continue  # drain without work after a failure
+                try:
+                    self.stage_ms.append(self._handle(item))
+                except BaseException as exc:
+                    self._error = exc
+        finally:
+            self._finished.set()
 
     def submit(self, item: T) -> None:
         if self._error is not None:
@@ -130,13 +134,25 @@ class BackgroundWriter(Generic[T]):
         self._queue.put(item)
 
     def close(self) -> None:
-        """Wait for every submitted item to be handled; raise the worker's error if there was one."""
-        if self._thread.is_alive():
-            self._queue.put(_END)
-            self._thread.join()
+        """Wait for every submitted item to be handled; raise the worker's error if there was one.
+
+        A Ctrl-C while waiting does not cut the wait short (at most ``depth`` items are left, and the
+        caller closes the files they write to right after): it is raised once the worker is done.
+        """
+        interrupted, ended = False, self._finished.is_set()
+        while not self._finished.is_set():
+            try:
+                if not ended:
+                    self._queue.put(_END)
+                    ended = True
+                self._finished.wait()
+            except KeyboardInterrupt:
+                interrupted = True
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+        if interrupted:
+            raise KeyboardInterrupt
 
     def __enter__(self) -> BackgroundWriter[T]:
         return self
