@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ModelError
+from .errors import ModelError, OutputError
 from .info import METADATA_KEY, ModelInfo
 
 if TYPE_CHECKING:
@@ -18,11 +19,17 @@ def save_weights(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str]
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".part")
-    save_file(state, str(tmp), metadata={METADATA_KEY: info.to_json()})
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(state, str(tmp), metadata={METADATA_KEY: info.to_json()})
+        os.replace(tmp, path)
+    except Exception as exc:  # OSError, or safetensors' own error type for a failed write
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).strip().splitlines()[0]
+        raise OutputError(f"cannot write {path} ({reason}); choose another output path") from None
     return path
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ModelError
+from .errors import ModelError, OutputError
 from .info import METADATA_KEY, ModelInfo
 
 if TYPE_CHECKING:
@@ -33,7 +34,10 @@ def export_onnx(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str],
     from .networks import LogitsAndFeatures, has_features, with_test_time_views
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder of {path} ({exc.strerror}); choose another output path") from None
     size = info.preprocess.size
     model = model.eval().to(memory_format=torch.contiguous_format)
     model = with_test_time_views(model, info.test_time_augmentation).eval()
@@ -50,8 +54,13 @@ def export_onnx(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str],
     proto = program.model_proto
     set_metadata(proto, info)
     onnx.checker.check_model(proto)
-    onnx.save_model(proto, str(tmp))
-    os.replace(tmp, path)
+    try:
+        onnx.save_model(proto, str(tmp))
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path} ({exc.strerror}); choose another output path") from None
     return path
 
 

@@ -348,16 +348,22 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
 
         from emolive.models.errors import OutputError
 
+        from .sinks import prepare_output
+
         if args.output.suffix.lower() != ".onnx":
             raise OutputError(f"output '{args.output.name}' is not an .onnx file; pass -o NAME.onnx")
+        for target in (args.output, args.weights):  # both writable before the export starts
+            if target is not None:
+                prepare_output(target)
         model, info = ensemble_from_files(args.members)
         info = replace(info, test_time_augmentation=args.tta)
-        try:
-            path = export_onnx(model, info, args.output)
-            if args.weights:
+        path = export_onnx(model, info, args.output)
+        if args.weights:
+            try:
                 save_weights(model, info, args.weights)
-        except OSError as exc:
-            raise OutputError(f"cannot write {exc.filename or args.output} ({exc.strerror}); choose another -o/--weights") from None
+            except OutputError:
+                path.unlink(missing_ok=True)  # the pair is written whole or not at all
+                raise
         print(f"ensemble of {len(args.members)} ({', '.join(m['arch'] for m in info.arch_kwargs['members'])}) -> {path} "
               f"({os.path.getsize(path) / 1e6:.1f} MB)", file=sys.stderr)
         return 0
@@ -365,13 +371,21 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
         from .benchmark import benchmark, engine_names, format_table
 
         source = args.source if args.source else args.camera
+        if args.json:
+            from .sinks import prepare_output
+
+            prepare_output(args.json)  # a bad --json fails now, not after the benchmark
         rows = benchmark(source, engines=engine_names(args.engines), frames=args.frames, model=args.model,
                          detector=args.detector, threads=args.threads, progress=sys.stderr.isatty(), repeat=args.repeat,
                          detect_every=_schedules(args.detect_every) if args.detect_every else (DEFAULT_SCHEDULE,))
         print(format_table(rows))
         if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps([row.to_dict() for row in rows], indent=1))
+            from emolive.models.errors import OutputError
+
+            try:
+                args.json.write_text(json.dumps([row.to_dict() for row in rows], indent=1))
+            except OSError as exc:
+                raise OutputError(f"cannot write {args.json} ({exc.strerror}); choose another --json") from None
         return 0 if any(row.status == "ok" for row in rows) else 2
     if args.command == "report":
         from emolive.models.errors import InputError

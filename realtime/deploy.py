@@ -9,6 +9,7 @@ Triton Inference Server model repository: onnxruntime backend, plus a TensorRT-b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -45,7 +46,7 @@ def source_onnx(source: str | os.PathLike[str], work: Path) -> Path:
     from emolive.models.shipped import resolve_model_path
 
     path = resolve_model_path(text)
-    if path.suffix != ".onnx":
+    if path.suffix.lower() != ".onnx":
         raise InputError(f"{path} is neither a .safetensors checkpoint nor an .onnx model; pass one of those or a shipped model name")
     return path
 
@@ -70,6 +71,10 @@ def export_model(source: str | os.PathLike[str], output: str | os.PathLike[str],
     if target not in INT8_TARGETS:
         raise InputError(f"unknown INT8 target '{target}'; choose one of {', '.join(INT8_TARGETS)}")
     output = Path(output)
+    if fmt != "triton":  # a file: its folder must be creatable and the name free of a folder (triton writes a folder)
+        from .sinks import prepare_output
+
+        prepare_output(output)
     say = progress or (lambda message: None)
     if fmt == "engine":
         _require_tensorrt()  # fail before any slow step
@@ -204,7 +209,8 @@ def _atomic_copy(src: Path, output: Path) -> None:
         shutil.copyfile(src, tmp)
         os.replace(tmp, output)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the output's folder is a file: there is no temporary file either
+            tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {output} ({exc.strerror}); choose a writable output path") from None
 
 

@@ -56,9 +56,10 @@ def draw_faces(image: np.ndarray, faces: Sequence[FaceResult], *, show_id: bool 
         text = f"{'#%d ' % face.id if show_id else ''}{face.label} {face.confidence:.0%}"
         (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, max(1, thickness // 2))
         top = y - th - baseline - 4 if y - th - baseline - 4 >= 0 else min(y + h, height - th - baseline - 4)
-        cv2.rectangle(canvas, (x, top), (x + tw + 6, top + th + baseline + 4), color, cv2.FILLED)
+        left = max(0, min(x, width - tw - 6))  # a face at the right border keeps its whole tag in the frame
+        cv2.rectangle(canvas, (left, top), (left + tw + 6, top + th + baseline + 4), color, cv2.FILLED)
         ink = (0, 0, 0) if sum(color) > 380 else (255, 255, 255)
-        cv2.putText(canvas, text, (x + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink, max(1, thickness // 2), cv2.LINE_AA)
+        cv2.putText(canvas, text, (left + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink, max(1, thickness // 2), cv2.LINE_AA)
     return canvas
 
 

@@ -66,6 +66,7 @@ def test_annotate_folder_writes_an_image_per_input_and_one_record_each(tmp_path,
     (["annotate", "-o", "x.jpg", "--detect-every", "3:1"], "write N or N:M with M >= N"),
     (["benchmark", "--synthetic", "--detect-every", "1,x"], "'x' is not N or N:M"),
     (["benchmark", "--synthetic", "--frames", "0"], "--frames must be at least 1"),
+    (["benchmark", "--synthetic", "--frames", "2", "--json", "/proc/emolive-no-such/b.json"], "cannot create output folder"),
     (["annotate", "-o", "x.jpg", "--smooth", "ema", "--smooth-alpha", "1.5"], "--smooth-alpha must be in [0, 1)"),
 ])
 def test_user_errors_are_one_line_with_exit_code_2(args, message, tmp_path):

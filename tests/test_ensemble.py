@@ -84,3 +84,15 @@ def test_ensemble_refuses_mismatched_or_too_few_members(tmp_path, capsys):
     assert main(["ensemble", str(seven), str(seven), "-o", str(tmp_path / "x.txt")]) == 2
     assert "not an .onnx file" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_ensemble_checks_both_outputs_before_writing_either(tmp_path, capsys):
+    seven = _members(tmp_path / "a")[0]
+    (tmp_path / "taken").mkdir()
+    assert main(["ensemble", str(seven), str(seven), "-o", str(tmp_path / "e.onnx"), "--weights", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "Traceback" not in err
+    assert not (tmp_path / "e.onnx").exists() and not list(tmp_path.glob("*.part"))
+    (tmp_path / "d.onnx").mkdir()
+    assert main(["ensemble", str(seven), str(seven), "-o", str(tmp_path / "d.onnx")]) == 2
+    assert "d.onnx is a folder" in capsys.readouterr().err and not list(tmp_path.glob("*.part"))

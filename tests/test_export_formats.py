@@ -37,6 +37,28 @@ def test_onnx_from_safetensors_and_from_onnx(tmp_path, tiny_model):
     assert (tmp_path / "b.onnx").read_bytes() == tiny_model.read_bytes()
 
 
+@pytest.mark.parametrize("where", ["a_file.onnx/sub.onnx", "a_folder.onnx"])
+def test_export_to_an_unusable_path_is_one_line_and_leaves_nothing(tmp_path, tiny_model, capsys, where):
+    pytest.importorskip("torch")
+    from emolive.models.shipped import resolve_model_path
+
+    (tmp_path / "a_file.onnx").write_text("x")
+    (tmp_path / "a_folder.onnx").mkdir()
+    weights = resolve_model_path("fer2013_baseline_cnn").with_suffix(".safetensors")
+    for source in (str(tiny_model), "default", str(weights)):
+        assert main(["export", source, "-o", str(tmp_path / where)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("emo-live: error:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file.onnx", "a_folder.onnx"] and not any((tmp_path / "a_folder.onnx").iterdir())
+
+
+def test_export_takes_an_onnx_file_whatever_the_case_of_its_suffix(tmp_path, tiny_model):
+    upper = tmp_path / "MODEL.ONNX"
+    upper.write_bytes(tiny_model.read_bytes())
+    assert main(["export", str(upper), "-o", str(tmp_path / "copy.onnx")]) == 0
+    assert (tmp_path / "copy.onnx").read_bytes() == tiny_model.read_bytes()
+
+
 def test_a_shipped_int8_model_exports_its_fp32_network_where_int8_cannot_go(tmp_path, capsys):
     """--format onnx (FP32) of the INT8 model writes the FP32 model it was quantized from; CPU INT8 copies it as is."""
     from emolive.models.shipped import resolve_model_path
