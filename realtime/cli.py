@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--data", required=True, help="FER2013 for the accuracies")
     compare.add_argument("-o", "--output", type=Path, help="markdown file to write (the table is also printed)")
     compare.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0 = automatic")
+    compare.add_argument("--ferplus", type=Path, help="FER+ fer2013new.csv for FER+ models (default: found beside --data)")
     _add_common(compare)
 
     audit = sub.add_parser("audit", help="FER2013 data audit: class balance, exact/near duplicates, conflicting labels, split leakage, blank images")
@@ -352,9 +353,9 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
 
         if args.output.suffix.lower() != ".onnx":
             raise OutputError(f"output '{args.output.name}' is not an .onnx file; pass -o NAME.onnx")
-        for target in (args.output, args.weights):  # both writable before the export starts
+        for target, option in ((args.output, "-o"), (args.weights, "--weights")):  # both writable before the export starts
             if target is not None:
-                prepare_output(target)
+                prepare_output(target, option)
         model, info = ensemble_from_files(args.members)
         info = replace(info, test_time_augmentation=args.tta)
         path = export_onnx(model, info, args.output)
@@ -374,7 +375,7 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
         if args.json:
             from .sinks import prepare_output
 
-            prepare_output(args.json)  # a bad --json fails now, not after the benchmark
+            prepare_output(args.json, "--json")  # a bad --json fails now, not after the benchmark
         rows = benchmark(source, engines=engine_names(args.engines), frames=args.frames, model=args.model,
                          detector=args.detector, threads=args.threads, progress=sys.stderr.isatty(), repeat=args.repeat,
                          detect_every=_schedules(args.detect_every) if args.detect_every else (DEFAULT_SCHEDULE,))
@@ -401,15 +402,23 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
     if args.command == "compare":
         from emolive.training.compare import compare_models, format_table, write_table
 
-        rows = compare_models(args.models, args.data, threads=args.threads, progress=sys.stderr.isatty())
+        if args.output:
+            from .sinks import prepare_output
+
+            prepare_output(args.output)  # a bad -o fails now, not after minutes of measuring
+        rows = compare_models(args.models, args.data, threads=args.threads, progress=sys.stderr.isatty(), ferplus=args.ferplus)
         print(format_table(rows), end="")
         if args.output:
             write_table(rows, args.output)
         return 0
     if args.command == "audit":
-        from emolive.training.audit import AuditSettings, audit, format_summary, write_audit
+        from emolive.training.audit import AuditSettings, audit, check_outputs, format_summary, write_audit
+        from emolive.training.data import find_source
 
-        result = audit(args.data, AuditSettings(blank_std=args.blank_std, max_hamming=args.max_hamming, min_correlation=args.min_correlation))
+        settings = AuditSettings(blank_std=args.blank_std, max_hamming=args.max_hamming, min_correlation=args.min_correlation)
+        find_source(Path(args.data))
+        check_outputs(args.output, args.suspects)  # with the data found, unusable output paths fail before the audit runs
+        result = audit(args.data, settings)
         files = write_audit(result, args.output, args.suspects)
         print(format_summary(result))
         print(f"audit: {files['md']}, {files['json'].name}, {files['png'].name}" + (f"; suspects: {files['suspects']}" if "suspects" in files else ""), file=sys.stderr)

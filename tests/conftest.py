@@ -36,20 +36,34 @@ def sample_bgr() -> np.ndarray:
     return sample_image()
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny baseline CNN with random weights, exported through the real export path."""
+def random_tiny_model(path: Path, labels: tuple[str, ...]) -> Path:
+    """A tiny baseline CNN predicting ``labels`` with random weights, exported through the real export path to ``path``."""
     torch = pytest.importorskip("torch")
     from emolive.models.info import ModelInfo
-    from emolive.models.labels import EMOTIONS
     from emolive.models.onnx_io import export_onnx
     from emolive.models.registry import create_model
 
     torch.manual_seed(0)
     kwargs = {"widths": [4, 8, 8], "hidden": 16}
-    model = create_model("baseline_cnn", num_classes=len(EMOTIONS), **kwargs)
-    info = ModelInfo(arch="baseline_cnn", labels=EMOTIONS, arch_kwargs=kwargs, training_data="random init (tests)")
-    return export_onnx(model, info, tmp_path_factory.mktemp("model") / "tiny.onnx")
+    model = create_model("baseline_cnn", num_classes=len(labels), **kwargs)
+    info = ModelInfo(arch="baseline_cnn", labels=labels, arch_kwargs=kwargs, training_data="random init (tests)")
+    return export_onnx(model, info, path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny baseline CNN with random weights and the FER2013 labels, exported through the real export path."""
+    from emolive.models.labels import EMOTIONS
+
+    return random_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx", EMOTIONS)
+
+
+@pytest.fixture(scope="session")
+def tiny_ferplus_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like :func:`tiny_model`, with the 8 FER+ labels in FER+ order (as the shipped ``ferplus`` model)."""
+    from emolive.models.labels import FERPLUS_EMOTIONS
+
+    return random_tiny_model(tmp_path_factory.mktemp("ferplus_model") / "tiny_ferplus.onnx", FERPLUS_EMOTIONS)
 
 
 def face_video(path: Path, sample: np.ndarray, frames: int = 20, fps: float = 25.0, size: tuple[int, int] = (480, 360)) -> Path:

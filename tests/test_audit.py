@@ -127,6 +127,35 @@ def test_audit_bad_data_path_is_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "a").exists()
 
 
+@pytest.mark.parametrize("bits", ["64", "-1"])
+def test_max_hamming_out_of_range_is_one_line_error_before_the_audit(tmp_path, cache, capsys, bits):
+    data = _write_csv(tmp_path / "fer2013.csv", *_clean(14))
+    assert main(["audit", "--data", str(data), "-o", str(tmp_path / "a"), "--max-hamming", bits]) == 2
+    err = capsys.readouterr().err
+    assert err == f"emo-live: error: --max-hamming must be from 0 to 63 (bits of the 64-bit hash), got {bits}\n"
+    assert not (tmp_path / "a").exists()
+
+
+def test_unwritable_suspects_path_leaves_no_audit_files(tmp_path, cache, capsys):
+    data = _write_csv(tmp_path / "fer2013.csv", *_clean(14))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["audit", "--data", str(data), "-o", str(tmp_path / "a"), "--suspects", str(blocker / "suspects.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"emo-live: error: cannot create output folder {blocker}: {blocker} is a file; choose another location with --suspects") and err.count("\n") == 1
+    assert not (tmp_path / "a").exists()  # no audit.md, audit.json or class_balance.png half of the outputs
+
+
+def test_unusable_output_paths_fail_before_the_audit_runs(tmp_path, monkeypatch, capsys):
+    import emolive.training.audit as audit_module
+
+    monkeypatch.setattr(audit_module, "audit", lambda *args, **kwargs: pytest.fail("the audit ran before its outputs were checked"))
+    (tmp_path / "file").write_text("")
+    data = _write_csv(tmp_path / "fer2013.csv", *_clean(14))
+    assert main(["audit", "--data", str(data), "-o", str(tmp_path / "file" / "a")]) == 2
+    assert "is a file; choose another location with -o" in capsys.readouterr().err
+
+
 def test_exclude_list_missing_is_one_line_error(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         read_excluded_keys(tmp_path / "nope.csv")

@@ -147,6 +147,33 @@ def test_bad_input_is_one_line_error(tiny_model, data, tmp_path, capsys):
     assert not any((tmp_path / r).exists() for r in ("r1", "r2", "r3"))
 
 
+def test_a_split_without_images_is_one_line_error_in_eval_and_compare(tiny_model, tiny_ferplus_model, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    full = _csv(tmp_path / "full.csv").read_text().splitlines()
+    no_private = tmp_path / "no_private" / "fer2013.csv"  # a copy without PrivateTest rows
+    no_private.parent.mkdir()
+    no_private.write_text("\n".join(line for line in full if not line.endswith(",PrivateTest")) + "\n")
+    from test_ferplus import _ferplus_dataset
+
+    (tmp_path / "fp").mkdir()
+    ferplus_data, _ = _ferplus_dataset(tmp_path / "fp", n=40)
+    votes = (tmp_path / "fp" / "fer2013new.csv").read_text().splitlines()  # every PrivateTest image voted not-a-face
+    (tmp_path / "fp" / "fer2013new.csv").write_text("\n".join(v if not v.startswith("PrivateTest") else v.rsplit(",", 10)[0] + ",0" * 9 + ",10"
+                                                               for v in votes) + "\n")
+    cases = [(["eval", "--model", str(tiny_model), "--data", str(no_private), "--split", "PrivateTest"], f"the PrivateTest split of {no_private} has no images;"),
+             (["eval", "--model", str(tiny_model), "--data", str(no_private), "--split", "PrivateTest", "--report", str(tmp_path / "r")],
+              "the PrivateTest split"),
+             (["eval", "--model", str(tiny_ferplus_model), "--data", str(ferplus_data), "--split", "PrivateTest"],
+              "has no images with ferplus-majority labels"),
+             (["compare", str(tiny_model), "--data", str(no_private), "--threads", "1"], "the PrivateTest split"),
+             (["compare", str(tiny_ferplus_model), "--data", str(ferplus_data), "--threads", "1"], "has no images with ferplus-majority labels")]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith("emo-live: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.data
 def test_shipped_model_report_on_real_private_test(fer_tarball, tmp_path):
     out = tmp_path / "report"
@@ -168,3 +195,13 @@ def test_comparison_table_marks_accuracies_on_ferplus_labels():
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| a") or line.startswith("| b")}
     assert "0.7100 |" in rows["a"] and "0.7100 † |" in rows["b"]
     assert "† on FER+ majority labels" in table
+
+
+def test_compare_checks_its_output_before_measuring(tmp_path, monkeypatch, capsys):
+    import emolive.training.compare as compare_module
+
+    monkeypatch.setattr(compare_module, "compare_models", lambda *args, **kwargs: pytest.fail("measured before -o was checked"))
+    (tmp_path / "table.md").mkdir()
+    assert main(["compare", "default", "--data", str(tmp_path), "-o", str(tmp_path / "table.md")]) == 2
+    err = capsys.readouterr().err
+    assert "table.md is a folder" in err and "Traceback" not in err and not list(tmp_path.glob(".*part*"))

@@ -71,6 +71,36 @@ def test_search_refuses_options_it_owns(tmp_path, capsys):
     assert "unknown momentum" in capsys.readouterr().err
 
 
+def test_search_refuses_bad_training_options_and_output_paths_before_the_study(tmp_path, capsys):
+    data = learnable_fer_csv(tmp_path / "fer2013.csv", n=14)
+    out = tmp_path / "s"
+    assert main(["search", "--data", str(data), "-o", str(out), "--exclude", str(tmp_path / "missing.csv"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"emo-live: error: exclusion list {tmp_path / 'missing.csv'} does not exist") and err.count("\n") == 1
+    assert not (out / "study.db").exists() and not list(out.glob("trial_*"))  # refused before the study and trial 0
+    assert main(["search", "--data", str(data), "-o", str(out), "--limit", "-1"]) == 2
+    assert "--limit must be >= 0" in capsys.readouterr().err
+
+    (tmp_path / "file").write_text("")
+    assert main(["search", "--data", str(data), "-o", str(tmp_path / "file" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"emo-live: error: cannot create output folder {tmp_path / 'file' / 'sub'}: {tmp_path / 'file'} is a file; choose another location with -o")
+    assert err.count("\n") == 1
+
+
+def test_a_trial_that_fails_is_logged_in_trials_csv(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    data = learnable_fer_csv(tmp_path / "fer2013.csv", n=14)
+    foreign = tmp_path / "foreign.csv"  # a readable list, but of another data source: the trial's training refuses it
+    foreign.write_text("split,key,row,image,label,reasons\nTraining,99999,99999,,happy,blank\n")
+    out = tmp_path / "s"
+    assert main(["search", "--data", str(data), "-o", str(out), "--trials", "2", "--epochs-per-trial", "1", "--exclude", str(foreign), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emo-live: error: none of the 1 excluded keys matches a Training row") and err.count("\n") == 1
+    rows = _rows(out / "trials.csv")
+    assert [(r["trial"], r["state"]) for r in rows] == [("0", "FAIL")] and rows[0]["output"] == str(out / "trial_0000")
+
+
 def test_on_epoch_end_can_stop_training(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
     data = learnable_fer_csv(tmp_path / "fer2013.csv", n=70)

@@ -243,11 +243,11 @@ def test_train_and_eval_temporal_end_to_end(tiny_model, sample_bgr, tmp_path, mo
     assert all(0.0 <= row["accuracy"] <= 1.0 and row["cost_ms_1"] > 0 for row in rows.values())
 
     # A setting is chosen on PublicTest sequences: --split builds them from PublicTest stills.
-    import emolive.training.temporal_eval as temporal_eval
+    import emolive.training.evaluate as evaluate  # eval-temporal labels its stills through evaluate.ground_truth
 
     loaded = []
-    real_load = temporal_eval.load_fer2013
-    monkeypatch.setattr(temporal_eval, "load_fer2013", lambda data, split: loaded.append(split) or real_load(data, split))
+    real_load = evaluate.load_fer2013
+    monkeypatch.setattr(evaluate, "load_fer2013", lambda data, split: loaded.append(split) or real_load(data, split))
     assert main(["eval-temporal", "--data", str(data), "--model", str(cnn), "--split", "PublicTest", "--json", str(tmp_path / "p.json"),
                  "--views", "2", "--occluded-views", "1", "--sequences", "4", "--length", "20", "--cost-frames", "5", "--alphas", "0.5",
                  "--hysteresis", "", "--quiet"]) == 0
@@ -328,3 +328,133 @@ def test_the_shipped_cnn_ships_a_temporal_head_trained_on_it():
     smoother = create_smoother("lstm", cnn_path=resolve_model_path("default"), labels=EMOTIONS)
     assert shipped_models()["default"].temporal == smoother.path.name
     assert smoother.info.metrics["public_test_seq_accuracy"] > 0
+
+
+# -- label sets, option checks and output paths of train-temporal / eval-temporal ------------------
+
+def _spy_plans(monkeypatch, module):
+    """Record the still labels every plan_sequences call of ``module`` builds sequences from."""
+    seen = []
+    real = module.plan_sequences
+    monkeypatch.setattr(module, "plan_sequences", lambda labels, *a, **k: seen.append(np.array(labels)) or real(labels, *a, **k))
+    return seen
+
+
+def test_a_ferplus_cnn_learns_and_is_scored_on_ferplus_majority_labels(tiny_ferplus_model, tmp_path, monkeypatch, capsys):
+    import emolive.training.temporal_eval as temporal_eval
+    import emolive.training.temporal_train as temporal_train
+    from emolive.models.labels import FERPLUS_EMOTIONS
+    from emolive.realtime.cli import main
+    from emolive.training.data import load_fer2013
+    from emolive.training.evaluate import ferplus_majority_split
+    from test_ferplus import _ferplus_dataset
+
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "d").mkdir()
+    data, majority = _ferplus_dataset(tmp_path / "d", n=160)
+    expected = {split: ferplus_majority_split(load_fer2013(data, split), data).labels for split in ("Training", "PublicTest", "PrivateTest")}
+    assert all(7 in labels for labels in expected.values())  # contempt: a FER+ class id FER2013 ids never take
+    cnn = tmp_path / "cnn" / "ferplus.onnx"
+    cnn.parent.mkdir()
+    shutil.copyfile(tiny_ferplus_model, cnn)
+    common = ["--data", str(data), "--model", str(cnn), "--views", "2", "--occluded-views", "1", "--length", "20", "--quiet"]
+
+    trained = _spy_plans(monkeypatch, temporal_train)
+    assert main(["train-temporal", *common, "-o", str(tmp_path / "run"), "--install", "--steps", "2", "--batch-size", "2",
+                 "--val-every", "2", "--val-sequences", "2", "--hidden", "8", "--projection", "8"]) == 0
+    validation, *training = trained
+    np.testing.assert_array_equal(validation, expected["PublicTest"])  # every PublicTest still with a majority, in FER+ ids
+    assert len(training) == 2 and all(np.array_equal(labels, expected["Training"]) for labels in training)
+    info = read_temporal_info(temporal_head_path(cnn))
+    assert info.labels == FERPLUS_EMOTIONS and "ferplus-majority labels" in info.training_data
+    capsys.readouterr()
+
+    scored = _spy_plans(monkeypatch, temporal_eval)
+    assert main(["eval-temporal", *common, "--json", str(tmp_path / "t.json"), "--sequences", "3", "--cost-frames", "2",
+                 "--alphas", "0.5", "--hysteresis", ""]) == 0
+    np.testing.assert_array_equal(scored[0], expected["PrivateTest"])
+    synthetic = json.loads((tmp_path / "t.json").read_text())["synthetic"]
+    assert synthetic["label_set"] == "ferplus-majority" and synthetic["stills"] == majority["PrivateTest"]
+
+
+def test_a_cnn_with_other_labels_is_refused_before_any_view_is_rendered(tmp_path, monkeypatch, capsys):
+    import emolive.training.temporal_train as temporal_train
+    from conftest import random_tiny_model
+    from emolive.realtime.cli import main
+
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(temporal_train, "view_features", lambda *a, **k: pytest.fail("views rendered for a CNN with other labels"))
+    cnn = random_tiny_model(tmp_path / "two.onnx", ("happy", "sad"))
+    data = _tiny_fer_csv(tmp_path / "fer2013.csv.gz")
+    assert main(["train-temporal", "--data", str(data), "--model", str(cnn), "-o", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emo-live: error: the model predicts happy, sad; --labels fer2013 needs a model with the labels angry") and err.count("\n") == 1
+
+
+def _no_split_csv(path):
+    """A FER2013 CSV with Training and PublicTest rows but no PrivateTest ones."""
+    _tiny_fer_csv(path)
+    with gzip.open(path, "rt") as handle:
+        lines = [line for line in handle if not line.rstrip().endswith("PrivateTest")]
+    with gzip.open(path, "wt") as handle:
+        handle.writelines(lines)
+    return path
+
+
+EVAL_CASES = [
+    (["--sequences", "0"], "--sequences must be at least 1, got 0"),
+    (["--length", "0"], "--length must be at least 1, got 0"),
+    (["--cost-frames", "0"], "--cost-frames must be at least 1, got 0"),
+    (["--views", "0"], "--views must be at least 1, got 0"),
+    (["--occluded-views", "-1"], "--occluded-views must be at least 0, got -1"),
+    (["--images", "-2"], "--images must be at least 0, got -2"),
+    (["--fps", "0"], "--fps must be above 0"),
+    (["--images", "1"], "has 1 still(s) of 1 class(es); sequences need expression changes, so raise --images (0 = all)"),
+    (["--data", "NO_SPLIT"], "the PrivateTest split of NO_SPLIT has no images; pass a FER2013 copy that has it"),
+    (["--json", "FILE/t.json"], "cannot create output folder FILE: FILE is a file; choose another location with --json"),
+]
+
+
+@pytest.mark.parametrize("extra,message", EVAL_CASES, ids=[" ".join(case[0]) for case in EVAL_CASES])
+def test_eval_temporal_refuses_bad_options_in_one_line_before_the_cnn_runs(tiny_model_with_head, tmp_path, monkeypatch, capsys, extra, message):
+    import emolive.training.temporal_eval as temporal_eval
+    from emolive.realtime.cli import main
+
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(temporal_eval, "view_features", lambda *a, **k: pytest.fail("CNN features computed before the check"))
+    (tmp_path / "file").write_text("")
+    names = {"NO_SPLIT": str(_no_split_csv(tmp_path / "no_private.csv.gz")), "FILE": str(tmp_path / "file")}
+    for name, path in names.items():
+        extra, message = [a.replace(name, path) for a in extra], message.replace(name, path)
+    argv = ["eval-temporal", "--data", str(_tiny_fer_csv(tmp_path / "fer2013.csv.gz")), "--model", str(tiny_model_with_head), "--quiet", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emo-live: error: ") and message in err and err.count("\n") == 1
+
+
+TRAIN_CASES = [
+    (["--steps", "0"], "--steps must be at least 1, got 0"),
+    (["--val-every", "0"], "--val-every must be at least 1, got 0"),
+    (["--val-sequences", "0"], "--val-sequences must be at least 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--length", "0"], "--length must be at least 1, got 0"),
+    (["--views", "0"], "--views must be at least 1, got 0"),
+    (["--train-images", "1"], "Training at"),
+    (["-o", "FILE/run"], "cannot create output folder FILE/run: FILE is a file; choose another location with -o"),
+]
+
+
+@pytest.mark.parametrize("extra,message", TRAIN_CASES, ids=[" ".join(case[0]) for case in TRAIN_CASES])
+def test_train_temporal_refuses_bad_options_in_one_line_before_the_cnn_runs(tiny_model, tmp_path, monkeypatch, capsys, extra, message):
+    import emolive.training.temporal_train as temporal_train
+    from emolive.realtime.cli import main
+
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(temporal_train, "view_features", lambda *a, **k: pytest.fail("CNN features computed before the check"))
+    (tmp_path / "file").write_text("")
+    extra = [a.replace("FILE", str(tmp_path / "file")) for a in extra]
+    argv = ["train-temporal", "--data", str(_tiny_fer_csv(tmp_path / "fer2013.csv.gz")), "--model", str(tiny_model), "-o", str(tmp_path / "run"),
+            "--quiet", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emo-live: error: ") and message.replace("FILE", str(tmp_path / "file")) in err and err.count("\n") == 1

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from emolive.models.errors import OutputError
+from emolive.models.errors import InputError, OutputError
 from emolive.models.labels import EMOTIONS
+from emolive.realtime.sinks import make_folder, prepare_output
 from emolive.training.data import SPLITS, find_source, load_fer2013
-from emolive.training.dedup import connected_groups, exact_groups, near_duplicate_pairs
+from emolive.training.dedup import HASH_BITS, connected_groups, exact_groups, near_duplicate_pairs
 from emolive.training.ferplus import ROW_MAP_FILE, find_beside
 from emolive.training.suspects import Suspect, write_suspects
 
@@ -33,6 +34,10 @@ class AuditSettings:
     blank_std: float = 5.0  # pixel standard deviation below which an image counts as near-blank
     max_hamming: int = 6  # DCT-hash bits two near-duplicates may differ in
     min_correlation: float = 0.85  # pixel correlation a hash candidate needs to count as a near-duplicate
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_hamming < HASH_BITS:
+            raise InputError(f"--max-hamming must be from 0 to {HASH_BITS - 1} (bits of the {HASH_BITS}-bit hash), got {self.max_hamming}")
 
 
 @dataclass(frozen=True)
@@ -236,21 +241,29 @@ def format_summary(result: AuditResult) -> str:
     ])
 
 
+def check_outputs(folder: str | os.PathLike[str], suspects: str | os.PathLike[str] | None = None) -> None:
+    """Create the suspects CSV's folder and the audit folder, or fail with a one-line OutputError before anything is written."""
+    if suspects is not None:
+        prepare_output(suspects, "--suspects")
+    make_folder(folder, "-o")
+
+
 def write_audit(result: AuditResult, folder: str | os.PathLike[str], suspects: str | os.PathLike[str] | None = None) -> dict[str, Path]:
-    """Write audit.md, audit.json, class_balance.png (and the suspects CSV) atomically."""
+    """Write audit.md, audit.json, class_balance.png (and the suspects CSV) atomically; no file when one of the paths cannot be written."""
+    check_outputs(folder, suspects)
     folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create audit folder {folder} ({exc.strerror}); choose another -o") from None
     files = {"png": plot_class_balance(result.summary["class_counts"], folder / "class_balance.png")}
     payload = {"source": result.source, "seconds": result.seconds, "settings": asdict(result.settings), **result.summary,
                "blank": result.blank, "groups": result.groups}
     for name, text in (("json", json.dumps(payload, indent=1)), ("md", format_markdown(result))):
         path = folder / f"audit.{name}"
         tmp = path.with_name(f".{path.name}.part{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:  # e.g. a folder named audit.json in the way
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {path} ({exc.strerror}); choose another -o") from None
         files[name] = path
     if suspects is not None:
         files["suspects"] = write_suspects(result.suspects, suspects)

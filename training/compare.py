@@ -9,6 +9,7 @@ training wall time of its run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -20,8 +21,7 @@ from emolive.models.info import ModelInfo
 from emolive.realtime.benchmark import engine_ms_per_face
 from emolive.realtime.engines import OnnxRuntimeEngine
 from emolive.training.data import find_source
-from emolive.training.eval_report import ground_truth
-from emolive.training.evaluate import predict_split
+from emolive.training.evaluate import ground_truth, predict_split
 from emolive.training.runs import open_model_files, training_time
 
 
@@ -62,8 +62,11 @@ def count_parameters_and_flops(info: ModelInfo) -> tuple[int, float]:
 
 
 def compare_models(models: Sequence[str | os.PathLike[str]], data: str | os.PathLike[str], *, threads: int = 0,
-                   progress: bool = True) -> list[ComparisonRow]:
-    """Measure each model (shipped name, .onnx, .safetensors or run folder) on PublicTest and PrivateTest."""
+                   progress: bool = True, ferplus: str | os.PathLike[str] | None = None) -> list[ComparisonRow]:
+    """Measure each model (shipped name, .onnx, .safetensors or run folder) on PublicTest and PrivateTest.
+
+    FER+ models are scored on FER+ majority labels from ``ferplus`` (default: fer2013new.csv beside ``data``).
+    """
     find_source(Path(data))
     rows = []
     for spec in models:
@@ -71,7 +74,7 @@ def compare_models(models: Sequence[str | os.PathLike[str]], data: str | os.Path
             info = engine.info
             accuracy = {}
             for split in ("PublicTest", "PrivateTest"):
-                fer, label_set = ground_truth(info, data, split)
+                fer, label_set = ground_truth(info, data, split, ferplus=ferplus)
                 accuracy[split] = float((predict_split(engine, fer, progress=progress).argmax(axis=1) == fer.labels).mean())
             ms = engine_ms_per_face(engine, batch=8)
             parameters, flops = count_parameters_and_flops(info)
@@ -103,12 +106,14 @@ def format_table(rows: Sequence[ComparisonRow]) -> str:
 
 def write_table(rows: Sequence[ComparisonRow], path: str | os.PathLike[str]) -> Path:
     path = Path(path)
+    tmp = path.with_name(f".{path.name}.part{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part{os.getpid()}")
         tmp.write_text(format_table(rows), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path} ({exc.strerror}); choose another -o") from None
     return path
 

@@ -18,29 +18,16 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from emolive.calibration.reliability import plot_reliability_diagram
 from emolive.calibration.temperature import expected_calibration_error
-from emolive.models.errors import DataError, ModelError, OutputError
+from emolive.models.errors import OutputError
 from emolive.models.info import ModelInfo
-from emolive.models.labels import EMOTIONS, FERPLUS_EMOTIONS, label_set_name
 from emolive.realtime.engines import create_engine, softmax
 from emolive.realtime.report import _pyplot, _save, rgb
-from emolive.training.data import FerSplit, find_source, load_fer2013
-from emolive.training.evaluate import classification_metrics, ferplus_majority_split, predict_split
+from emolive.training.data import find_source
+from emolive.training.evaluate import classification_metrics, ground_truth, predict_split
 from emolive.training.runs import ModelFiles, open_model_files, read_history
 
 POSITIVE: tuple[str, ...] = ("happy", "surprise")
 NEGATIVE: tuple[str, ...] = ("angry", "disgust", "fear", "sad", "contempt")  # contempt exists only in FER+ models
-
-
-def ground_truth(info: ModelInfo, data: str | os.PathLike[str], split: str, labels: str = "auto",
-                 ferplus: str | os.PathLike[str] | None = None) -> tuple[FerSplit, str]:
-    """The split with labels in the model's label order: FER2013 labels, or FER+ majority labels for FER+ models."""
-    if labels == "auto":
-        labels = "ferplus-majority" if label_set_name(info.labels) == "ferplus" else "fer2013"
-    needed = EMOTIONS if labels == "fer2013" else FERPLUS_EMOTIONS
-    if info.labels != needed:
-        raise ModelError(f"the model predicts {', '.join(info.labels)}; --labels {labels} needs a model with the labels {', '.join(needed)}")
-    fer = load_fer2013(data, split)
-    return (ferplus_majority_split(fer, data, ferplus) if labels == "ferplus-majority" else fer), labels
 
 
 def one_vs_rest_roc(labels: np.ndarray, probs: np.ndarray, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -203,8 +190,6 @@ def evaluation_report(model: str | os.PathLike[str], data: str | os.PathLike[str
         with create_engine(engine, files.onnx, threads=threads) as runner:
             info = runner.info
             fer, label_set = ground_truth(info, data, split, labels, ferplus)
-            if len(fer) == 0:
-                raise DataError(f"the {split} split of {data} has no images; pass a FER2013 copy that has it")
             logits = predict_split(runner, fer, progress=progress, logits=True)
         history = read_history(files.run)
     metrics = _metrics(fer.labels, logits, info, files)

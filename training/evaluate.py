@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from emolive.calibration.temperature import expected_calibration_error
 from emolive.models.errors import DataError, ModelError
+from emolive.models.info import ModelInfo
 from emolive.models.labels import EMOTIONS, FERPLUS_EMOTIONS, label_set_name
 from emolive.models.preprocess import preprocess_faces
 from emolive.models.shipped import resolve_model_path
@@ -63,26 +64,44 @@ def ferplus_majority_split(fer: FerSplit, data: str | os.PathLike[str], ferplus:
     return FerSplit(fer.name, fer.images[keep], targets.labels[keep], fer.keys[keep])
 
 
+def ground_truth(info: ModelInfo, data: str | os.PathLike[str], split: str, labels: str = "auto",
+                 ferplus: str | os.PathLike[str] | None = None) -> tuple[FerSplit, str]:
+    """The split with labels in the model's label order: FER2013 labels, or FER+ majority labels for FER+ models.
+
+    ``labels``: ``fer2013`` (the 7 original labels), ``ferplus-majority`` (FER+ majority labels, rows without a
+    majority dropped), or ``auto``: whichever label set the model's metadata lists. Returns the split and the label
+    set used; a model with other labels, or a split left with no images, is a one-line error.
+    """
+    if labels == "auto":
+        labels = "ferplus-majority" if label_set_name(info.labels) == "ferplus" else "fer2013"
+    needed = EMOTIONS if labels == "fer2013" else FERPLUS_EMOTIONS
+    if info.labels != needed:
+        raise ModelError(f"the model predicts {', '.join(info.labels)}; --labels {labels} needs a model with the labels {', '.join(needed)}")
+    fer = load_fer2013(data, split)
+    if labels == "ferplus-majority":
+        fer = ferplus_majority_split(fer, data, ferplus)
+    return require_images(fer, data, labels), labels
+
+
+def require_images(fer: FerSplit, data: str | os.PathLike[str], labels: str = "fer2013") -> FerSplit:
+    """``fer`` itself, or a one-line DataError when it holds no images (a copy without that split, or no FER+ majority rows)."""
+    if len(fer) == 0:
+        which = "" if labels == "fer2013" else f" with {labels} labels"
+        raise DataError(f"the {fer.name} split of {data} has no images{which}; pass a FER2013 copy that has it")
+    return fer
+
+
 def evaluate_model(model: str | os.PathLike[str], data: str | os.PathLike[str], split: str, *,
                    engine: str = "auto", batch_size: int = 256, threads: int = 0, progress: bool = True,
                    labels: str = "auto", ferplus: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Load ``model``, predict ``split`` of the FER2013 data at ``data``, and return its metrics.
 
-    ``labels``: ``fer2013`` (the 7 original labels), ``ferplus-majority`` (FER+ majority labels, rows
-    without a majority dropped), or ``auto``: whichever label set the model's metadata lists.
+    ``labels``: see :func:`ground_truth`.
     """
     find_source(Path(data))  # a wrong data path is reported before any model loads
     path = resolve_model_path(model)
     with create_engine(engine, path, threads=threads) as runner:
-        model_set = label_set_name(runner.info.labels)
-        if labels == "auto":
-            labels = "ferplus-majority" if model_set == "ferplus" else "fer2013"
-        needed = EMOTIONS if labels == "fer2013" else FERPLUS_EMOTIONS
-        if runner.info.labels != needed:
-            raise ModelError(f"{path} predicts {', '.join(runner.info.labels)}; --labels {labels} needs a model with the labels {', '.join(needed)}")
-        fer = load_fer2013(data, split)
-        if labels == "ferplus-majority":
-            fer = ferplus_majority_split(fer, data, ferplus)
+        fer, labels = ground_truth(runner.info, data, split, labels, ferplus)
         probs = predict_split(runner, fer, batch_size=batch_size, progress=progress)
         metrics = classification_metrics(fer.labels, probs, runner.info.labels)
     metrics.update({"model": str(path), "split": split, "data": str(Path(data)), "label_set": labels})

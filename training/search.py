@@ -145,14 +145,14 @@ def run_search(args: argparse.Namespace, passthrough: Sequence[str] = ()) -> Sea
     """Run (or resume) the study described by ``args``; ``passthrough`` are fixed extra training options."""
     optuna = require("optuna", "train", "hyperparameter search")
     from emolive.training.data import find_source
-    from emolive.training.train import get_args_parser, main as train_main
+    from emolive.realtime.sinks import make_folder
+    from emolive.training.train import check_inputs, get_args_parser, main as train_main
 
     if args.trials < 1 or args.epochs_per_trial < 1:
         raise InputError("--trials and --epochs-per-trial must be at least 1")
     names = _param_names(args.params)
     find_source(Path(args.data))  # a wrong data path fails before the study is created
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(args.output, "-o")
     train_parser = get_args_parser(argparse.ArgumentParser(prog="emo-live train"))
     missing = [n for n in names if _flag(n) not in train_parser._option_string_actions]  # e.g. --mixup on an older train
     if missing:
@@ -162,6 +162,7 @@ def run_search(args: argparse.Namespace, passthrough: Sequence[str] = ()) -> Sea
         fixed += ["--limit", str(args.limit)]
     base = [*fixed, "--no-export", *passthrough]
     _validate_passthrough(train_parser, base, passthrough, names)
+    check_inputs(train_parser.parse_args([*base, "--output", str(out / "trial_0000")]))  # e.g. a missing --exclude file: here, not in trial 0
 
     storage_url = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     storage: Any = storage_url
@@ -216,9 +217,11 @@ def run_search(args: argparse.Namespace, passthrough: Sequence[str] = ()) -> Sea
         print(f"trial {trial.number} {trial.state.name.lower()}: {value} in {duration:.0f} s", flush=True)
 
     tic = time.perf_counter()
-    if args.trials > done:
-        study.optimize(objective, n_trials=args.trials - done, timeout=args.timeout, callbacks=[log_trial], gc_after_trial=True)
-    write_trials_csv(study, trials_csv, names)
+    try:
+        if args.trials > done:
+            study.optimize(objective, n_trials=args.trials - done, timeout=args.timeout, callbacks=[log_trial], gc_after_trial=True)
+    finally:  # a trial that raised is stored as FAIL but skips the callbacks: log it too before the error reaches the user
+        write_trials_csv(study, trials_csv, names)
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         raise InputError(f"no trial of study '{study_name}' completed (see {trials_csv}); raise --trials or use --pruner none")

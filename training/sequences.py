@@ -17,12 +17,14 @@ Limits: a change of still also changes identity, and expressions switch at once 
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from emolive.models.errors import DataError, InputError
 from emolive.models.preprocess import PreprocessSpec, preprocess_faces
 
 PAD = 16
@@ -58,6 +60,21 @@ class SequencePlan:
 
     def __len__(self) -> int:
         return len(self.label)
+
+
+def check_counts(args: argparse.Namespace, least: dict[str, int]) -> None:
+    """A one-line InputError naming the first option (by its ``dest``) below its smallest allowed value."""
+    for dest, minimum in least.items():
+        value = getattr(args, dest)
+        if value < minimum:
+            raise InputError(f"--{dest.replace('_', '-')} must be at least {minimum}, got {value}")
+
+
+def require_two_classes(labels: np.ndarray, what: str, fix: str) -> None:
+    """A one-line DataError unless ``labels`` hold two classes or more: every sequence changes expression between segments."""
+    classes = len(np.unique(labels))
+    if classes < 2:
+        raise DataError(f"{what} has {len(labels)} still(s) of {classes} class(es); sequences need expression changes, so {fix}")
 
 
 def jittered_view(image: np.ndarray, spec: PreprocessSpec, rng: np.random.Generator, jitter: ViewJitter, *,

@@ -1,8 +1,8 @@
 """Compare temporal smoothing (none / EMA / LSTM, each with or without label hysteresis): ``emo-live eval-temporal --data FER2013 [--media DIR] [--json FILE]``.
 
 (a) per-frame accuracy and (b) transition latency of the displayed label on synthetic PrivateTest (or, to choose a setting, PublicTest)
-sequences (jittered views of the stills through the CNN, then each smoother exactly as the runtime runs
-it: one ``update`` per frame for all sequences as tracks); (c) flicker, label switches per second per
+sequences (jittered views of the stills through the CNN, labelled in its label order: FER+ majority labels for a FER+ CNN,
+as ``emo-live eval``; then each smoother exactly as the runtime runs it: one ``update`` per frame for all sequences as tracks); (c) flicker, label switches per second per
 track, on real videos: they go once through :class:`~emolive.realtime.pipeline.Recognizer` (detector,
 tracker, CNN), its smoother's calls are recorded, and every smoothing is replayed on exactly those calls
 (the pipeline never feeds smoothed output back, so this equals running it with that smoothing); (d) the
@@ -22,12 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from emolive.models.errors import InputError
+from emolive.models.errors import InputError, OutputError
 from emolive.models.shipped import file_sha256, resolve_model_path
 from emolive.realtime.engines import OnnxRuntimeEngine
+from emolive.realtime.sinks import prepare_output
 from emolive.realtime.smoothing import Smoother, create_smoother
-from emolive.training.data import find_source, load_fer2013
-from emolive.training.sequences import SequencePlan, ViewJitter, gather, plan_sequences, view_features
+from emolive.training.data import find_source
+from emolive.training.evaluate import ground_truth
+from emolive.training.ferplus import FERPLUS_FILE
+from emolive.training.sequences import (SequencePlan, ViewJitter, check_counts, gather, plan_sequences, require_two_classes,
+                                        view_features)
 from emolive.training.temporal_metrics import flicker_rate, latency_summary, transition_latencies
 
 VIDEO_SUFFIXES = (".mp4", ".mov")
@@ -61,6 +65,8 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser.add_argument("--split", choices=("PrivateTest", "PublicTest"), default="PrivateTest",
                         help="stills of the synthetic sequences: PrivateTest to report, PublicTest to choose a setting (default: %(default)s)")
     parser.add_argument("--model", default="default", help="the CNN (shipped name or .onnx path); its temporal head must sit beside it")
+    parser.add_argument("--ferplus", type=Path,
+                        help=f"FER+ votes ({FERPLUS_FILE}) labelling the stills for a CNN with FER+ labels (default: looked for beside --data)")
     parser.add_argument("--media", type=Path, help="folder of real videos (*.mp4, *.mov) for the flicker figures")
     parser.add_argument("--json", type=Path, help="write every figure here as JSON")
     parser.add_argument("--alphas", default="0.5,0.7,0.85", help="EMA alphas to compare (default: %(default)s)")
@@ -239,24 +245,42 @@ def format_table(rows: list[dict[str, Any]], has_video: bool) -> str:
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+def check_args(args: argparse.Namespace) -> list[SmoothingSetting]:
+    """The settings to compare; out-of-range numbers and an unusable --json or --media are one-line errors before any work."""
     settings = settings_from(args.alphas, args.hysteresis, args.hysteresis_on, args.hysteresis_alpha)
+    check_counts(args, {"images": 0, "views": 1, "occluded_views": 0, "sequences": 1, "length": 1, "cost_frames": 1})
+    if not args.fps > 0:
+        raise InputError(f"--fps must be above 0 (the frame rate the synthetic sequences stand for), got {args.fps}")
+    if args.json is not None:
+        prepare_output(args.json, "--json")
+    return settings
+
+
+def media_videos(media: Path | None) -> list[Path]:
+    """The .mp4/.mov videos of the --media folder (none without --media)."""
+    if media is None:
+        return []
+    if not media.is_dir():
+        raise InputError(f"--media {media} is not a folder; pass a folder of .mp4/.mov videos")
+    videos = sorted(p for p in media.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        raise InputError(f"--media {media} has no .mp4 or .mov videos")
+    return videos
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    settings = check_args(args)
     find_source(Path(args.data))  # a wrong data path is reported before any model loads
     cnn_path = resolve_model_path(args.model)
-    videos: list[Path] = []
-    if args.media is not None:
-        if not args.media.is_dir():
-            raise InputError(f"--media {args.media} is not a folder; pass a folder of .mp4/.mov videos")
-        videos = sorted(p for p in args.media.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-        if not videos:
-            raise InputError(f"--media {args.media} has no .mp4 or .mov videos")
+    videos = media_videos(args.media)
     smoothers = {s: s.create(cnn_path) for s in settings}  # a missing head fails here, early
-    split = load_fer2013(args.data, args.split)
-    images, labels = split.images, split.labels
-    if 0 < args.images < len(split):
-        order = np.random.default_rng(args.seed).permutation(len(split))[:args.images]
-        images, labels = images[order], labels[order]
     with OnnxRuntimeEngine(cnn_path, threads=args.threads) as engine:
+        split, label_set = ground_truth(engine.info, args.data, args.split, ferplus=args.ferplus)
+        images, labels = split.images, split.labels
+        if 0 < args.images < len(split):
+            order = np.random.default_rng(args.seed).permutation(len(split))[:args.images]
+            images, labels = images[order], labels[order]
+        require_two_classes(labels, f"{args.split} at {args.data} ({label_set} labels)", "raise --images (0 = all) or pass data with more classes")
         features, probs = view_features(engine, images, clean_views=args.views, occluded_views=args.occluded_views, seed=args.seed + 7,
                                         jitter=ViewJitter(), progress=not args.quiet, desc=f"{args.split} views")
     plans = plan_sequences(labels, args.sequences, args.length, seed=20_000 + args.seed,
@@ -275,15 +299,23 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(row)
     true_flicker = flicker_rate(np.stack([p.label for p in plans]), args.fps)[0]
     result = {"model": str(cnn_path), "cnn_sha256": file_sha256(cnn_path), "synthetic": {
-        "split": args.split, "stills": int(len(labels)), "sequences": args.sequences, "length": args.length, "fps": args.fps,
+        "split": args.split, "label_set": label_set, "stills": int(len(labels)), "sequences": args.sequences, "length": args.length, "fps": args.fps,
         "views": args.views, "occluded_views": args.occluded_views, "true_label_switches_per_s": true_flicker},
         "videos": [str(v) for v in videos], "rows": rows, "table": format_table(rows, bool(videos))}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(args.json.name + ".part")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, args.json)
+        write_json(result, args.json)
     return result
+
+
+def write_json(result: dict[str, Any], path: Path) -> Path:
+    """Write ``result`` to ``path`` atomically; a path that cannot be written is a one-line OutputError."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path} ({exc.strerror}); choose another --json") from None
+    return path
 
 
 if __name__ == "__main__":

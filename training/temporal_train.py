@@ -2,7 +2,8 @@
 
 1. Render jittered views of FER2013 Training stills (training) and PublicTest stills (validation) and
    run them through the frozen CNN's ONNX graph with the runtime engine (:mod:`emolive.training.sequences`),
-   so the head learns from exactly the features it gets at run time. The features are cached under
+   so the head learns from exactly the features it gets at run time. The stills carry labels in the CNN's
+   order: FER2013's, or for a FER+ CNN the FER+ majority labels (``fer2013new.csv``, as ``emo-live eval``). The features are cached under
    ``$EMOLIVE_CACHE/temporal`` (key: CNN sha256 + settings + which stills, see :func:`feature_cache_key`), so a
    stopped run restarts without redoing them.
 2. Train :class:`~emolive.models.temporal.TemporalHead` on fresh synthetic sequences every step
@@ -29,14 +30,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emolive.models.errors import DataError
+from emolive.models.info import ModelInfo
 from emolive.models.shipped import file_sha256, resolve_model_path, weights_dir
 from emolive.models.temporal import TemporalHead, export_temporal_onnx
 from emolive.models.temporal_info import TEMPORAL_SUFFIX, TemporalInfo, temporal_head_path
 from emolive.realtime.engines import OnnxRuntimeEngine
-from emolive.training.data import FerSplit, find_source, load_fer2013
+from emolive.realtime.sinks import make_folder
+from emolive.training.data import FerSplit, find_source
 from emolive.training.distill import rows_digest
-from emolive.training.sequences import SequencePlan, ViewJitter, gather, plan_sequences, view_features
+from emolive.training.evaluate import ground_truth
+from emolive.training.ferplus import FERPLUS_FILE
+from emolive.training.sequences import (SequencePlan, ViewJitter, check_counts, gather, plan_sequences, require_two_classes,
+                                        view_features)
 from emolive.training.temporal_metrics import latency_summary, transition_latencies
 
 
@@ -45,6 +50,8 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser.add_argument("--data", required=True, help="FER2013: fer2013.csv(.gz), the image tarball, or a folder with train/ and test/")
     parser.add_argument("--model", default="default", help="the CNN (shipped name or .onnx path) whose features the head learns (default: %(default)s)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="run folder: the head (.temporal.onnx), its best checkpoint and a summary")
+    parser.add_argument("--ferplus", type=Path,
+                        help=f"FER+ votes ({FERPLUS_FILE}) labelling the stills for a CNN with FER+ labels (default: looked for beside --data)")
     parser.add_argument("--install", action="store_true",
                         help="also copy the head beside the CNN, where --smooth lstm finds it (and note it in manifest.json for a shipped CNN)")
     parser.add_argument("--train-images", type=int, default=4000, help="Training stills to render (0 = all; default: %(default)s)")
@@ -176,28 +183,43 @@ def _record_in_manifest(cnn_path: Path, head_path: Path) -> bool:
     return False
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse out-of-range counts with a one-line InputError, before any data or model loads."""
+    check_counts(args, {"views": 1, "occluded_views": 0, "length": 1, "steps": 1, "batch_size": 1, "val_every": 1, "val_sequences": 1,
+                        "train_images": 0, "val_images": 0, "hidden": 1, "projection": 1})
+
+
+def load_stills(info: ModelInfo, args: argparse.Namespace) -> tuple[FerSplit, FerSplit, str]:
+    """The Training and PublicTest stills to render, labelled in the CNN's label order (FER+ majority labels for a
+    FER+ CNN, see :func:`ground_truth`), and the label set."""
+    stills: list[FerSplit] = []
+    label_set = "fer2013"
+    for split, count, seed, option in (("Training", args.train_images, args.seed, "--train-images"),
+                                        ("PublicTest", args.val_images, args.seed + 1, "--val-images")):
+        fer, label_set = ground_truth(info, args.data, split, ferplus=args.ferplus)
+        chosen = _subset(fer, count, seed)
+        require_two_classes(chosen.labels, f"{split} at {args.data} ({label_set} labels)", f"raise {option} (0 = all) or pass data with more classes")
+        stills.append(chosen)
+    return stills[0], stills[1], label_set
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
+    check_args(args)
     wall, cpu = time.perf_counter(), time.process_time()
     torch.set_num_threads(args.threads or 1)  # the head is tiny: one thread beats several fighting over small ops
     torch.manual_seed(args.seed)
     find_source(Path(args.data))  # a wrong data path is reported before any model loads
     cnn_path = resolve_model_path(args.model)
     cnn_sha = file_sha256(cnn_path)
-    output: Path = args.output
-    output.mkdir(parents=True, exist_ok=True)
+    output = make_folder(args.output, "-o")
     name = cnn_path.name.removesuffix(".onnx")
     jitter = ViewJitter()
-    train_split, val_split = load_fer2013(args.data, "Training"), load_fer2013(args.data, "PublicTest")
-    train_stills, val_stills = _subset(train_split, args.train_images, args.seed), _subset(val_split, args.val_images, args.seed + 1)
-    train_images, train_labels, val_images, val_labels = train_stills.images, train_stills.labels, val_stills.images, val_stills.labels
-    for split_name, labels in (("Training", train_labels), ("PublicTest", val_labels)):
-        if len(np.unique(labels)) < 2:
-            raise DataError(f"FER2013 {split_name} at {args.data} has fewer than two classes; sequences need expression changes")
-
-    settings = {"views": args.views, "occluded": args.occluded_views, "jitter": asdict(jitter), "seed": args.seed}
-    key = feature_cache_key(cnn_sha, settings, args, train_stills, val_stills)
     progress = not args.quiet
     with OnnxRuntimeEngine(cnn_path, threads=args.threads) as engine:
+        train_stills, val_stills, label_set = load_stills(engine.info, args)
+        train_images, train_labels, val_images, val_labels = train_stills.images, train_stills.labels, val_stills.images, val_stills.labels
+        settings = {"views": args.views, "occluded": args.occluded_views, "jitter": asdict(jitter), "seed": args.seed}
+        key = feature_cache_key(cnn_sha, settings, args, train_stills, val_stills)
         train_features, train_probs = _pool(engine, train_images, feature_cache_dir() / f"views-{key}-train.npz", views=args.views,
                                             occluded=args.occluded_views, seed=args.seed, jitter=jitter, progress=progress, desc="Training views")
         val_features, val_probs = _pool(engine, val_images, feature_cache_dir() / f"views-{key}-val.npz", views=args.views,
@@ -248,7 +270,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                "step": best_step}
     info = TemporalInfo(labels=engine.info.labels, feature_dim=head.feature_dim, hidden_size=head.hidden_size, projection=head.projection,
                         cnn_sha256=cnn_sha, cnn_name=cnn_path.name,
-                        training_data=f"synthetic sequences from FER2013 Training ({len(train_labels)} stills x {args.views}+{args.occluded_views} views); "
+                        training_data=f"synthetic sequences from FER2013 Training ({len(train_labels)} stills x {args.views}+{args.occluded_views} views, "
+                                      f"{label_set} labels); "
                                       f"validation: PublicTest ({len(val_labels)} stills)",
                         metrics=metrics, training={"steps": args.steps, "batch_size": args.batch_size, "length": args.length, "lr": args.lr,
                                                    "dropout": args.dropout, "input_dropout": args.input_dropout,

@@ -101,6 +101,23 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--limit must be >= 0 (0 uses every training image), got {args.limit}")
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """Every check that needs neither the data nor a network: the options (:func:`check_args` and their combinations) and
+    the files --exclude and --teacher name, so a bad one fails in one line before training (or a search's first trial) starts."""
+    check_args(args)
+    recipe.check_imbalance_handling(args)
+    recipe.arch_kwargs(args)
+    recipe.mix_config(args)
+    if args.exclude is not None:
+        from emolive.training.suspects import read_excluded_keys
+
+        read_excluded_keys(args.exclude)
+    if getattr(args, "teacher", None):
+        from emolive.models.shipped import resolve_model_path
+
+        resolve_model_path(args.teacher)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
@@ -300,8 +317,7 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     after it is saved; returning True stops training there. Under torchrun (an initialised process
     group, see :mod:`emolive.training.distributed`) every rank runs this and only rank 0 writes files.
     """
-    check_args(args)
-    recipe.check_imbalance_handling(args)
+    check_inputs(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     generator = seed_everything(args.seed)
