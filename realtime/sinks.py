@@ -25,20 +25,27 @@ VIDEO_OUTPUT_SUFFIXES = frozenset(_FOURCC)
 IMAGE_OUTPUT_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
 
-def prepare_output(path: Path) -> Path:
-    """Create the folder of the output file ``path`` if missing; fail clearly if it cannot be written."""
-    folder = path.parent
-    if path.is_dir():
-        raise OutputError(f"output {path} is a folder; name a file there (e.g. {path / ('out' + (path.suffix or '.jsonl'))})")
+def make_folder(folder: str | os.PathLike[str], option: str = "-o") -> Path:
+    """Create the output folder ``folder`` if missing; fail clearly, naming ``option``, if it cannot be written."""
+    folder = Path(folder)
     blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if blocking is not None and not blocking.is_dir():
-        raise OutputError(f"cannot create output folder {folder}: {blocking} is a file; choose another location with -o")
+        raise OutputError(f"cannot create output folder {folder}: {blocking} is a file; choose another location with {option}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create output folder {folder} ({exc.strerror}); choose a writable location with -o") from None
+        raise OutputError(f"cannot create output folder {folder} ({exc.strerror}); choose a writable location with {option}") from None
     if not os.access(folder, os.W_OK):
-        raise OutputError(f"output folder {folder} is not writable; choose a writable location with -o")
+        raise OutputError(f"output folder {folder} is not writable; choose a writable location with {option}")
+    return folder
+
+
+def prepare_output(path: str | os.PathLike[str], option: str = "-o") -> Path:
+    """Create the folder of the output file ``path`` if missing; fail clearly, naming ``option``, if it cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder; name a file there (e.g. {path / ('out' + (path.suffix or '.jsonl'))}) with {option}")
+    make_folder(path.parent, option)
     return path
 
 
@@ -108,7 +115,7 @@ class JsonlSink:
     """One JSON object per frame, one line each, flushed as written."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = prepare_output(Path(path))
+        self.path = prepare_output(path, "--jsonl")
         try:
             self._handle = open(self.path, "w", encoding="utf-8")
         except OSError as exc:
