@@ -9,7 +9,6 @@ Triton Inference Server model repository: onnxruntime backend, plus a TensorRT-b
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -17,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from emolive.models.errors import EngineUnavailableError, InputError, OutputError, require
+from emolive.models.errors import EngineUnavailableError, InputError, require
 
 FORMATS: tuple[str, ...] = ("onnx", "onnx-int8", "engine", "triton")
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
@@ -203,15 +202,10 @@ def _triton(src: Path, output: Path, precision: str, max_batch: int, data, calib
 
 
 def _atomic_copy(src: Path, output: Path) -> None:
-    tmp = output.with_name(output.name + ".part")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
+    from .sinks import atomic_path, prepare_output
+
+    with atomic_path(prepare_output(output)) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, output)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # e.g. the output's folder is a file: there is no temporary file either
-            tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {output} ({exc.strerror}); choose a writable output path") from None
 
 
 __all__ = ["FORMATS", "ExportResult", "export_model", "source_onnx"]

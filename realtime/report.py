@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from emolive.models.errors import OutputError
 
 from .overlay import color_for
+from .sinks import atomic_path
 from .summary import RunSummary, summarize, summary_csv
 
 MIN_TIMELINE_FRAMES = 3  # faces seen for fewer frames get a table row but no timeline plot
@@ -42,13 +42,8 @@ def rgb(label: str) -> tuple[float, float, float]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.part{os.getpid()}")
-    try:
+    with atomic_path(path, "--report") as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path} ({exc.strerror}); choose another report folder") from None
 
 
 def _pyplot():
@@ -61,13 +56,8 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
-    try:
+    with atomic_path(path, "--report") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path} ({exc.strerror}); choose another report folder") from None
     return path
 
 

@@ -8,8 +8,10 @@ are flushed as they are written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -51,6 +53,25 @@ def prepare_output(path: str | os.PathLike[str], option: str = "-o") -> Path:
 
 def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], option: str = "-o") -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to: renamed to ``path`` when the block ends, removed if it fails.
+
+    An OSError (no space, a folder in the way) becomes a one-line OutputError naming ``option``.
+    """
+    path = Path(path)
+    tmp = _temp_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {path} ({exc.strerror}); choose a writable location with {option}") from None
+        raise
 
 
 class VideoSink:
@@ -102,13 +123,8 @@ def write_image(path: Path, image: np.ndarray) -> None:
     if not ok:
         raise OutputError(f"cannot encode an image as '{path.suffix}'; use .jpg or .png")
     prepare_output(path)
-    tmp = _temp_name(path)
-    try:
+    with atomic_path(path) as tmp:
         encoded.tofile(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path} ({exc.strerror}); choose a writable location with -o") from None
 
 
 class JsonlSink:

@@ -39,14 +39,19 @@ def _frame_count(path):
         capture.release()
 
 
+def _mjpg_avi_bytes(path, sample, frames=30):
+    """The bytes of an MJPG AVI of the sample photo (each frame a separate JPEG: easy to cut anywhere)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+    for _ in range(frames):
+        writer.write(cv2.resize(sample, (320, 240)))
+    writer.release()
+    return path.read_bytes()
+
+
 # -- inputs ----------------------------------------------------------------------------------------
 
 def test_truncated_video_stops_at_the_last_good_frame_with_a_warning(tmp_path, tiny_model, sample_bgr):
-    writer = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
-    for i in range(30):
-        writer.write(cv2.resize(sample_bgr, (320, 240)))
-    writer.release()
-    data = (tmp_path / "full.avi").read_bytes()
+    data = _mjpg_avi_bytes(tmp_path / "full.avi", sample_bgr)
     (tmp_path / "cut.avi").write_bytes(data[: int(len(data) * 0.6)])
     result = _annotate(str(tmp_path / "cut.avi"), "-o", str(tmp_path / "out.mp4"), "--model", str(tiny_model), "--no-report")
     assert result.returncode == 0, result.stderr
@@ -174,11 +179,7 @@ def test_phone_video_with_a_rotation_is_read_upright(tmp_path, tiny_model, sampl
 
 
 def test_video_without_decodable_frames_is_an_error_and_leaves_no_files(tmp_path, tiny_model, sample_bgr):
-    writer = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
-    for _ in range(30):
-        writer.write(cv2.resize(sample_bgr, (320, 240)))
-    writer.release()
-    data = (tmp_path / "full.avi").read_bytes()
+    data = _mjpg_avi_bytes(tmp_path / "full.avi", sample_bgr)
     header_end = data.find(b"movi") + 4  # the header and index start, no frame data
     (tmp_path / "empty.avi").write_bytes(data[:header_end])
     result = _annotate(str(tmp_path / "empty.avi"), "-o", str(tmp_path / "out" / "o.mp4"), "--model", str(tiny_model))

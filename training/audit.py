@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from emolive.models.errors import InputError, OutputError
+from emolive.models.errors import InputError
 from emolive.models.labels import EMOTIONS
-from emolive.realtime.sinks import make_folder, prepare_output
+from emolive.realtime.sinks import atomic_path, make_folder, prepare_output
 from emolive.training.data import SPLITS, find_source, load_fer2013
 from emolive.training.dedup import HASH_BITS, connected_groups, exact_groups, near_duplicate_pairs
 from emolive.training.ferplus import ROW_MAP_FILE, find_beside
@@ -257,13 +257,8 @@ def write_audit(result: AuditResult, folder: str | os.PathLike[str], suspects: s
                "blank": result.blank, "groups": result.groups}
     for name, text in (("json", json.dumps(payload, indent=1)), ("md", format_markdown(result))):
         path = folder / f"audit.{name}"
-        tmp = path.with_name(f".{path.name}.part{os.getpid()}")
-        try:
+        with atomic_path(path) as tmp:  # e.g. a folder named audit.json in the way: a one-line error
             tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as exc:  # e.g. a folder named audit.json in the way
-            tmp.unlink(missing_ok=True)
-            raise OutputError(f"cannot write {path} ({exc.strerror}); choose another -o") from None
         files[name] = path
     if suspects is not None:
         files["suspects"] = write_suspects(result.suspects, suspects)

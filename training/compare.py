@@ -9,17 +9,17 @@ training wall time of its run.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from emolive.models.errors import OutputError, require
+from emolive.models.errors import require
 from emolive.models.info import ModelInfo
 from emolive.realtime.benchmark import engine_ms_per_face
 from emolive.realtime.engines import OnnxRuntimeEngine
+from emolive.realtime.sinks import atomic_path, prepare_output
 from emolive.training.data import find_source
 from emolive.training.evaluate import ground_truth, predict_split
 from emolive.training.runs import open_model_files, training_time
@@ -105,16 +105,9 @@ def format_table(rows: Sequence[ComparisonRow]) -> str:
 
 
 def write_table(rows: Sequence[ComparisonRow], path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path = prepare_output(path)
+    with atomic_path(path) as tmp:
         tmp.write_text(format_table(rows), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path} ({exc.strerror}); choose another -o") from None
     return path
 
 
