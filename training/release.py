@@ -227,7 +227,7 @@ Test-time augmentation: {info.test_time_augmentation} (chosen on PublicTest: {',
 
 CPU inference: {ms:.3f} ms per face at batch 8 (ONNX Runtime, {cpu_name()}, median of 200 runs).
 
-Reproduce the figures: `emo-live eval --data PATH/TO/fer2013 --split PrivateTest --model {name}.onnx`
+Reproduce the figures: `emo-live eval --data PATH/TO/fer2013 --split PrivateTest --model {name}`
 
 ## Training
 {_training_text(info, summary, metrics)}
