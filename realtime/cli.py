@@ -46,12 +46,12 @@ def _add_recognizer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", choices=DETECTORS, default="auto",
                         help="face detector; auto = MediaPipe BlazeFace, or Haar if MediaPipe cannot load (default: %(default)s)")
     parser.add_argument("--engine", choices=ENGINES, default="auto", help="inference engine (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=0, help="inference threads; 0 = automatic")
+    parser.add_argument("--threads", type=thread_count, default=0, help="inference threads; 0 = automatic")
     parser.add_argument("--blur", action="store_true", help="blur every face in the annotated output (privacy)")
     parser.add_argument("--smooth", choices=SMOOTHERS, default=DEFAULT_SMOOTH,
                         help="temporal smoothing of each tracked face's probabilities; auto = the model's LSTM head if it has one, "
                              "else ema (default: %(default)s)")
-    parser.add_argument("--smooth-alpha", type=float, default=0.7, help="EMA weight of the past, in [0, 1) (default: %(default)s)")
+    parser.add_argument("--smooth-alpha", type=float, help="EMA weight of the past, in [0, 1) (default: 0.7; EMA smoothing only)")
     parser.add_argument("--hysteresis", type=float, default=DEFAULT_HYSTERESIS, metavar="MARGIN",
                         help="label hysteresis: a face's displayed label changes only when another label's smoothed probability "
                              "beats it by more than MARGIN (for --dwell frames); 0 = off (default: %(default)s)")
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=("PublicTest", "PrivateTest", "Training"), default="PrivateTest")
     evaluate.add_argument("--model", default="default", help="shipped model name or .onnx path (default: %(default)s)")
     evaluate.add_argument("--engine", choices=ENGINES, default="auto")
-    evaluate.add_argument("--threads", type=int, default=0)
+    evaluate.add_argument("--threads", type=thread_count, default=0)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     evaluate.add_argument("--labels", choices=("auto", "fer2013", "ferplus-majority"), default="auto",
                           help="ground truth: FER2013 labels, or FER+ majority labels (rows without one dropped); auto: the model's label set")
@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("models", nargs="+", help="run folders, .onnx / .safetensors files or shipped model names")
     compare.add_argument("--data", required=True, help="FER2013 for the accuracies")
     compare.add_argument("-o", "--output", type=Path, help="markdown file to write (the table is also printed)")
-    compare.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads; 0 = automatic")
+    compare.add_argument("--threads", type=thread_count, default=0, help="ONNX Runtime threads; 0 = automatic")
     compare.add_argument("--ferplus", type=Path, help="FER+ fer2013new.csv for FER+ models (default: found beside --data)")
     _add_common(compare)
 
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, help="also write the results here as JSON")
     bench.add_argument("--model", default="default")
     bench.add_argument("--detector", choices=DETECTORS, default="auto")
-    bench.add_argument("--threads", type=int, default=0)
+    bench.add_argument("--threads", type=thread_count, default=0)
     bench.add_argument("--repeat", type=int, default=3, help="time each configuration this many times, report the median run (default: %(default)s)")
     bench.add_argument("--detect-every", default=None,
                        help="detection schedules to compare, e.g. 1,3,3:12 (default: the pipeline's default); 1 is the reference for agreement")
@@ -196,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--model", default="default")
     _add_common(info)
     return parser
+
+
+def thread_count(text: str) -> int:
+    """``--threads``: 0 (automatic) or a positive count."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (0 = automatic), got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (automatic) or a positive count, got {value}")
+    return value
 
 
 def _quiet_opencv() -> None:

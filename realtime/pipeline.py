@@ -71,7 +71,7 @@ class Recognizer:
 
     def __init__(self, model: str | os.PathLike[str] | None = "default", *, detector: str | FaceDetector = "auto",
                  engine: str | InferenceEngine = "auto", threads: int = 0, max_age: int = 15,
-                 smooth: str | Smoother = DEFAULT_SMOOTH, smooth_alpha: float = 0.7, hysteresis: float = DEFAULT_HYSTERESIS,
+                 smooth: str | Smoother = DEFAULT_SMOOTH, smooth_alpha: float | None = None, hysteresis: float = DEFAULT_HYSTERESIS,
                  dwell: int = DEFAULT_DWELL,
                  detect_every: int | str | DetectSchedule = DEFAULT_SCHEDULE) -> None:
         clock = DetectionClock(DetectSchedule.parse(detect_every))  # a bad schedule fails before any model loads

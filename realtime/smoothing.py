@@ -9,6 +9,7 @@ challenger has beaten it by a margin for a number of consecutive frames.
 
 from __future__ import annotations
 
+import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -20,7 +21,11 @@ from emolive.models.errors import InputError, ModelError
 
 from .engines import softmax
 
+log = logging.getLogger(__name__)
+
 SMOOTHERS: tuple[str, ...] = ("auto", "none", "ema", "lstm")
+DEFAULT_ALPHA = 0.7
+"""EMA's weight of the past frames."""
 """``auto``: the CNN's LSTM head when one was trained for that exact CNN file, else EMA."""
 
 DEFAULT_SMOOTH, DEFAULT_HYSTERESIS, DEFAULT_DWELL = "auto", 0.25, 2
@@ -55,7 +60,7 @@ class NoSmoothing(Smoother):
 class EmaSmoother(Smoother):
     """Exponential moving average per track: ``s = alpha * s + (1 - alpha) * p``; a new track starts at ``p``."""
 
-    def __init__(self, alpha: float = 0.7) -> None:
+    def __init__(self, alpha: float = DEFAULT_ALPHA) -> None:
         if not 0.0 <= alpha < 1.0:
             raise InputError(f"--smooth-alpha must be in [0, 1) (the share of the previous frames), got {alpha}")
         self.alpha = alpha
@@ -166,12 +171,14 @@ class LabelHysteresis(Smoother):
         self._state.clear()
 
 
-def create_smoother(name: str, *, alpha: float = 0.7, margin: float = 0.0, dwell: int = 1, cnn_path: str | os.PathLike[str] | None = None,
+def create_smoother(name: str, *, alpha: float | None = None, margin: float = 0.0, dwell: int = 1, cnn_path: str | os.PathLike[str] | None = None,
                     labels: Sequence[str] | None = None) -> Smoother:
     """The smoother ``name``; ``lstm`` loads the temporal head trained for the CNN file ``cnn_path``.
 
-    ``margin`` > 0 or ``dwell`` > 1 puts :class:`LabelHysteresis` on top of it.
+    ``alpha`` is EMA's weight of the past (default :data:`DEFAULT_ALPHA`); given with another smoother it is
+    ignored with a warning. ``margin`` > 0 or ``dwell`` > 1 puts :class:`LabelHysteresis` on top of it.
     """
+    asked = name
     if name == "auto":
         name = "ema"
         if cnn_path is not None:
@@ -182,10 +189,13 @@ def create_smoother(name: str, *, alpha: float = 0.7, margin: float = 0.0, dwell
                 name = "lstm"
             except ModelError:
                 pass
+    if alpha is not None and name != "ema":
+        picked = f" (--smooth {asked} picked {name})" if asked != name else ""
+        log.warning("--smooth-alpha %g applies to EMA smoothing only; it is ignored with --smooth %s%s", alpha, name, picked)
     if name == "none":
         smoother: Smoother = NoSmoothing()
     elif name == "ema":
-        smoother = EmaSmoother(alpha)
+        smoother = EmaSmoother(DEFAULT_ALPHA if alpha is None else alpha)
     elif name == "lstm":
         from emolive.models.temporal_info import find_temporal_head
 

@@ -68,6 +68,7 @@ def test_annotate_folder_writes_an_image_per_input_and_one_record_each(tmp_path,
     (["benchmark", "--synthetic", "--frames", "0"], "--frames must be at least 1"),
     (["benchmark", "--synthetic", "--frames", "2", "--json", "/proc/emolive-no-such/b.json"], "cannot create output folder"),
     (["annotate", "-o", "x.jpg", "--smooth", "ema", "--smooth-alpha", "1.5"], "--smooth-alpha must be in [0, 1)"),
+    (["annotate", "-o", "x.jpg", "--threads", "-1"], "--threads: must be 0 (automatic) or a positive count"),
 ])
 def test_user_errors_are_one_line_with_exit_code_2(args, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "emolive.realtime.cli", *args], capture_output=True, text=True, cwd=tmp_path, timeout=300)

@@ -33,6 +33,15 @@ def test_bad_settings_are_rejected():
         create_smoother("kalman")
 
 
+def test_smooth_alpha_is_used_by_ema_and_named_as_ignored_elsewhere(caplog):
+    assert create_smoother("ema").alpha == 0.7 and create_smoother("ema", alpha=0.5).alpha == 0.5
+    with caplog.at_level("WARNING"):
+        create_smoother("none")
+        assert not caplog.records
+        create_smoother("none", alpha=0.5)
+    assert "--smooth-alpha 0.5 applies to EMA smoothing only; it is ignored with --smooth none" in caplog.text
+
+
 def test_smoothed_stream_keeps_raw_probs(tiny_model, sample_bgr, tmp_path):
     clip = face_video(tmp_path / "c.mp4", sample_bgr, frames=6)
     with Recognizer(tiny_model, smooth="ema") as recognizer:

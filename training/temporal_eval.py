@@ -56,7 +56,7 @@ class SmoothingSetting:
         return f"{base} + hysteresis {self.margin:g}, dwell {self.dwell}" if self.hysteresis else base
 
     def create(self, cnn_path: Path) -> Smoother:
-        return create_smoother(self.name, alpha=self.alpha, margin=self.margin, dwell=self.dwell, cnn_path=cnn_path)
+        return create_smoother(self.name, alpha=self.alpha if self.name == "ema" else None, margin=self.margin, dwell=self.dwell, cnn_path=cnn_path)
 
 
 def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
