@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emolive.models.errors import InputError
 from emolive.models.preprocess import Box, preprocess_faces, validate_image
 from emolive.models.shipped import resolve_model_path
 
@@ -97,6 +98,7 @@ class Recognizer:
         self.scene = SceneMonitor()
         self._previous_gray: np.ndarray | None = None
         self._scores: dict[int, float] = {}
+        self._streaming = False  # one stream at a time: tracks, smoothing and schedule belong to it
 
     # -- single images -------------------------------------------------------------------------
     def predict(self, image: np.ndarray) -> list[FaceResult]:
@@ -114,7 +116,13 @@ class Recognizer:
         are followed with optical flow. It runs at once when a followed face is lost, when the frame
         changes a lot, and after a shot cut (which also starts new tracks).
         """
+        self._refuse_while_streaming("process")
         return self._classify(self._locate(frame, track))
+
+    def _refuse_while_streaming(self, what: str) -> None:
+        if self._streaming:
+            raise InputError(f"this Recognizer is running a stream; {what}() would mix its tracks and smoothing with "
+                             "that stream's: finish or close the stream first, or use a second Recognizer")
 
     def stream(self, source: str | int | os.PathLike[str] | FrameSource | Iterable[Frame], *, prefetch: bool = True,
                track: bool | None = None) -> Iterator[FrameResult]:
@@ -128,6 +136,7 @@ class Recognizer:
         in order. Live sources run frame by frame, so the newest frame is always the next one.
         ``timings["decode"]`` is the decoding time of the frame.
         """
+        self._refuse_while_streaming("stream")
         if isinstance(source, (str, int, Path)):
             source = open_source(source)
         if track is None:
@@ -140,6 +149,7 @@ class Recognizer:
         if reader is not None:
             located = BackgroundIterator(located, depth=4, name="emolive-locate")
         iterator = iter(located)
+        self._streaming = True
         try:
             for faces in iterator:
                 yield self._classify(faces)
@@ -147,6 +157,7 @@ class Recognizer:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+            self._streaming = False
 
     def _located(self, frames: Iterable[Frame], track: bool) -> Iterator[LocatedFaces]:
         """The faces of every frame, located in order (the first half of ``stream``)."""

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from conftest import face_video
-from emolive.models.errors import EngineUnavailableError, ModelError
+from emolive.models.errors import EngineUnavailableError, InputError, ModelError
 from emolive.realtime import Recognizer
 from emolive.realtime.engines import OnnxRuntimeEngine, create_engine
+from emolive.realtime.sources import open_source
 
 
 def test_engine_reads_labels_and_preprocessing_from_the_model(tiny_model):
@@ -88,6 +89,23 @@ def test_an_error_while_locating_reaches_the_caller_and_stops_the_stream(tiny_mo
             for result in recognizer.stream(str(path)):
                 seen.append(result.frame.index)
     assert seen == [0, 1, 2, 3]
+
+
+def test_one_recognizer_runs_one_stream_at_a_time(tiny_model, sample_bgr, tmp_path):
+    clip = face_video(tmp_path / "c.mp4", sample_bgr, frames=6)
+    with Recognizer(tiny_model) as recognizer:
+        first = recognizer.stream(str(clip))
+        next(first)
+        with pytest.raises(InputError, match="running a stream"):
+            next(recognizer.stream(str(clip)))  # would share tracks, smoothing and the detector's locate thread
+        with pytest.raises(InputError, match="running a stream"):
+            recognizer.process(next(iter(open_source(clip))))
+        assert len(list(first)) == 5  # the first stream is unharmed
+        assert len(list(recognizer.stream(str(clip)))) == 6  # and once it is done, the next one runs
+        abandoned = recognizer.stream(str(clip))
+        next(abandoned)
+        abandoned.close()
+        assert len(list(recognizer.stream(str(clip)))) == 6
 
 
 def test_whole_image_detector_classifies_pre_cropped_faces(tiny_model):
