@@ -251,7 +251,7 @@ def _rewrite_metrics(model: Path, output: Path, metrics: dict[str, float]) -> No
 def scored_split(info: ModelInfo, data: str | os.PathLike[str], split: str) -> FerSplit:
     """``split`` labelled the way ``emo-live eval`` scores ``info``'s model: FER2013 labels, or FER+ majority labels
     (rows without one left out) for a FER+ model; a ModelError for a model predicting neither label set."""
-    from emolive.training.eval_report import ground_truth
+    from emolive.training.evaluate import ground_truth
 
     return ground_truth(info, data, split)[0]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from emolive.models.errors import InputError, OutputError
+from emolive.models.errors import InputError
 from emolive.models.shipped import file_sha256, resolve_model_path
 from emolive.realtime.engines import OnnxRuntimeEngine
-from emolive.realtime.sinks import prepare_output
+from emolive.realtime.sinks import atomic_path, prepare_output
 from emolive.realtime.smoothing import Smoother, create_smoother
 from emolive.training.data import find_source
 from emolive.training.evaluate import ground_truth
@@ -309,12 +308,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def write_json(result: dict[str, Any], path: Path) -> Path:
     """Write ``result`` to ``path`` atomically; a path that cannot be written is a one-line OutputError."""
-    tmp = path.with_name(path.name + ".part")
-    try:
+    with atomic_path(path, "--json") as tmp:
         tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path} ({exc.strerror}); choose another --json") from None
     return path
 
 
