@@ -79,11 +79,11 @@ class ModelInfo:
                 preprocess=PreprocessSpec.from_dict(data.get("preprocess", {})),
                 arch_kwargs=dict(data.get("arch_kwargs", {})),
                 training_data=str(data.get("training_data", "")),
-                metrics={str(k): float(v) for k, v in data.get("metrics", {}).items()},
+                metrics={str(k): float(v) for k, v in dict(data.get("metrics") or {}).items()},
                 temperature=float(data.get("temperature", 1.0)),
                 test_time_augmentation=str(data.get("test_time_augmentation", "none")),
                 version=str(data.get("version", "")),
                 precision=str(data.get("precision", "fp32")),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"{source} has malformed '{METADATA_KEY}' metadata ({exc}); re-export the model with 'emo-live export'") from None

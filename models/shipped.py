@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -35,10 +35,15 @@ def weights_dir() -> Path:
 @cache
 def _manifest() -> dict[str, ShippedModel]:
     path = weights_dir() / "manifest.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    models = {name: ShippedModel(name=name, **entry) for name, entry in data["models"].items()}
-    for alias, target in data.get("aliases", {}).items():
-        models[alias] = models[target]
+    known = {f.name for f in fields(ShippedModel)} - {"name"}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        models = {name: ShippedModel(name=name, **{k: v for k, v in entry.items() if k in known})  # newer keys are ignored
+                  for name, entry in data["models"].items()}
+        for alias, target in data.get("aliases", {}).items():
+            models[alias] = models[target]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"the shipped models' list {path} is missing or damaged ({type(exc).__name__}); reinstall emolive") from None
     return models
 
 

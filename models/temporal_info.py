@@ -65,9 +65,9 @@ class TemporalInfo:
             return cls(labels=tuple(data["labels"]), feature_dim=int(data["feature_dim"]), hidden_size=int(data["hidden_size"]),
                        projection=int(data["projection"]), cnn_sha256=str(data["cnn_sha256"]), cnn_name=str(data.get("cnn_name", "")),
                        training_data=str(data.get("training_data", "")),
-                       metrics={str(k): float(v) for k, v in data.get("metrics", {}).items()},
+                       metrics={str(k): float(v) for k, v in dict(data.get("metrics") or {}).items()},
                        training=dict(data.get("training", {})), version=str(data.get("version", "")))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"{source} has malformed '{TEMPORAL_METADATA_KEY}' metadata ({exc}); retrain it with 'emo-live train-temporal'") from None
 
 

@@ -88,8 +88,8 @@ class TransferNet(nn.Module):
 
     def __init__(self, backbone: str, num_classes: int = 7, *, resize: int = 96, dropout: float = 0.2) -> None:
         super().__init__()
-        if not 32 <= resize <= 512:
-            raise ValueError(f"resize must be in [32, 512], got {resize}")
+        if isinstance(resize, bool) or not isinstance(resize, int) or not 32 <= resize <= 512:
+            raise ValueError(f"resize must be a whole number of pixels in [32, 512], got {resize!r}")
         self.backbone_name = backbone
         self.resize = resize
         self.backbone, self.num_features = _feature_extractor(backbone, _torchvision_model(backbone))
@@ -115,7 +115,8 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError/RuntimeError/... for foreign files
-        raise ModelError(f"{path} is not a loadable PyTorch state dict ({str(exc).splitlines()[0][:160]}); pass a torchvision .pth file") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ModelError(f"{path} is not a loadable PyTorch state dict ({reason}); pass a torchvision .pth file") from None
     for key in ("state_dict", "model"):  # training checkpoints wrap the weights
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]
@@ -129,10 +130,14 @@ def imagenet_state_dict(backbone: str) -> dict[str, torch.Tensor]:
     from torchvision.models import get_model_weights
 
     weights = get_model_weights(backbone).DEFAULT
-    try:
-        return weights.get_state_dict(progress=True)
+    try:  # a download is checked against the hash in its name; a cached file (anyone may have put it there) loads without unpickling code
+        return weights.get_state_dict(progress=True, weights_only=True, check_hash=True)
     except OSError as exc:
         raise ModelError(f"cannot download ImageNet weights for {backbone} ({exc}); download {weights.url} elsewhere and pass --pretrained FILE") from None
+    except Exception as exc:  # a damaged or foreign file in the cache: refused by the hash check or by weights_only
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ModelError(f"the cached ImageNet weights for {backbone} are unusable ({reason}); delete the file in torch's hub "
+                         f"cache ($TORCH_HOME/hub/checkpoints) or pass --pretrained FILE") from None
 
 
 def load_imagenet_weights(model: nn.Module, source: str | os.PathLike[str]) -> nn.Module:

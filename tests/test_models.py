@@ -65,6 +65,35 @@ def test_model_info_rejects_missing_or_malformed_metadata():
         ModelInfo.from_json(json.dumps({"labels": ["a"]}), "x.onnx")
     with pytest.raises(ModelError, match="malformed"):
         ModelInfo.from_json(json.dumps({"arch": "baseline_cnn", "labels": ["a", "a"]}), "x.onnx")
+    for metrics in (None, [0.5]):  # written by an older or foreign tool
+        text = json.dumps({"arch": "baseline_cnn", "labels": list(EMOTIONS), "metrics": metrics})
+        if metrics is None:
+            assert ModelInfo.from_json(text, "x.onnx").metrics == {}
+        else:
+            with pytest.raises(ModelError, match="malformed"):
+                ModelInfo.from_json(text, "x.onnx")
+
+
+def test_a_damaged_or_newer_manifest_of_shipped_models(tmp_path, monkeypatch):
+    import emolive.models.shipped as shipped
+
+    real = json.loads((shipped.weights_dir() / "manifest.json").read_text())
+    monkeypatch.setattr(shipped, "weights_dir", lambda: tmp_path)
+    try:
+        for text in ("{\"models\": {", None):
+            shipped._manifest.cache_clear()
+            manifest = tmp_path / "manifest.json"
+            manifest.unlink(missing_ok=True)
+            if text is not None:
+                manifest.write_text(text)
+            with pytest.raises(ModelError, match=r"is missing or damaged \(\w+\); reinstall emolive"):
+                shipped.shipped_models()
+        newer = {**real, "models": {name: {**entry, "added_later": 1} for name, entry in real["models"].items()}}
+        (tmp_path / "manifest.json").write_text(json.dumps(newer))
+        shipped._manifest.cache_clear()
+        assert shipped.shipped_models()["default"].onnx == real["models"][real["aliases"]["default"]]["onnx"]
+    finally:
+        shipped._manifest.cache_clear()
 
 
 def test_loading_weights_into_the_wrong_label_count_fails_clearly(tmp_path):

@@ -38,14 +38,31 @@ def test_items_are_handled_in_order_and_the_first_error_is_raised_on_close():
 def test_ctrl_c_while_closing_still_finishes_the_queued_items():
     """A second Ctrl-C during annotate must not leave the writer thread writing into a file being closed."""
     done: list[int] = []
-    writer = BackgroundWriter(_slow_handler(done, seconds=0.05), depth=8)
+    release = threading.Event()  # the writer holds its first item until Ctrl-C has been sent: close() cannot end before it
+
+    def handle(item: int) -> dict[str, float]:
+        if item == 0:
+            release.wait(10)
+        done.append(item)
+        return {}
+
+    def press_ctrl_c() -> None:
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        release.set()
+
+    writer = BackgroundWriter(handle, depth=8)
     for item in range(6):
         writer.submit(item)
-    timer = threading.Timer(0.08, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    handled_when_close_ended: list[int] | None = None
     try:
-        with pytest.raises(KeyboardInterrupt):
-            writer.close()
+        writer.close()
+    except KeyboardInterrupt:
+        handled_when_close_ended = list(done)
     finally:
-        timer.cancel()
-    assert done == list(range(6))  # every queued item was handled before close gave up
+        release.set()
+        presser.join()
+    assert handled_when_close_ended == list(range(6))  # the Ctrl-C came through, after every queued item was handled

@@ -125,3 +125,36 @@ def test_imagenet_weights_load_from_a_local_state_dict(tmp_path):
         load_imagenet_weights(model, tmp_path / "junk.pth")
     with pytest.raises(ModelError, match="needs a transfer model"):
         load_imagenet_weights(create_model("mlp", **TINY["mlp"]), tmp_path / "mnv3s.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(ModelError, match="not a loadable"):
+        load_imagenet_weights(model, tmp_path / "empty.pth")
+
+
+class _Planted:
+    """What a hostile file in torch's download cache could hold: unpickling it runs code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_cached_imagenet_weights_load_without_unpickling_code(tmp_path, monkeypatch):
+    from torchvision.models import get_model_weights
+
+    from emolive.models.transfer import imagenet_state_dict
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    url = get_model_weights("resnet18").DEFAULT.url
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / url.rsplit("/", 1)[-1]
+    cached.parent.mkdir(parents=True)
+    torch.save({"conv1.weight": _Planted(tmp_path / "PWNED")}, cached)  # what a planted cache file could hold
+    with pytest.raises(ModelError, match="cached ImageNet weights for resnet18 are unusable"):
+        imagenet_state_dict("resnet18")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_transfer_model_needs_a_whole_number_resize():
+    with pytest.raises(ValueError, match="whole number of pixels"):
+        create_model("mobilenet_v3_small", resize=96.0)
