@@ -153,9 +153,10 @@ def load_imagenet_weights(model: nn.Module, source: str | os.PathLike[str]) -> n
     donor = _torchvision_model(name)
     try:
         donor.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelError(f"{source} is not a torchvision {name} state dict ({first}); pass weights of the same architecture") from None
+    except (RuntimeError, AttributeError, TypeError) as exc:  # missing/unexpected keys, wrong shapes, keys that are not names
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip() and not line.strip().endswith(":")]
+        reason = (lines or [type(exc).__name__])[0][:200]
+        raise ModelError(f"{source} is not a torchvision {name} state dict ({reason}); pass weights of the same architecture") from None
     extractor, _ = _feature_extractor(name, donor)
     model.backbone.load_state_dict(extractor.state_dict())  # copies into the existing tensors, on their device
     return model

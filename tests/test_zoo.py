@@ -116,7 +116,7 @@ def test_imagenet_weights_load_from_a_local_state_dict(tmp_path):
     torch.testing.assert_close(model.head[1].weight, head_before)  # the new head stays as initialised
 
     torch.save(create_model("resnet18").state_dict(), tmp_path / "other.pth")
-    with pytest.raises(ModelError, match="not a torchvision mobilenet_v3_small state dict"):
+    with pytest.raises(ModelError, match=r"not a torchvision mobilenet_v3_small state dict \(Missing key"):
         load_imagenet_weights(model, tmp_path / "other.pth")
     with pytest.raises(ModelError, match="do not exist"):
         load_imagenet_weights(model, tmp_path / "missing.pth")
@@ -128,6 +128,9 @@ def test_imagenet_weights_load_from_a_local_state_dict(tmp_path):
     (tmp_path / "empty.pth").write_bytes(b"")
     with pytest.raises(ModelError, match="not a loadable"):
         load_imagenet_weights(model, tmp_path / "empty.pth")
+    torch.save({1: torch.zeros(3)}, tmp_path / "int_keys.pth")
+    with pytest.raises(ModelError, match="not a torchvision mobilenet_v3_small state dict"):
+        load_imagenet_weights(model, tmp_path / "int_keys.pth")
 
 
 class _Planted:
