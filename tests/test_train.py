@@ -139,6 +139,7 @@ def test_bad_training_options_fail_in_one_line_before_loading_data(data, tmp_pat
     _no_data_loading(monkeypatch)
     assert main(["train", "--data", str(data), "-o", str(tmp_path / "run"), option, value]) == 2
     assert message in _one_line_error(capsys)
+    assert not (tmp_path / "run").exists()  # no empty run folder left behind
 
 
 @pytest.fixture(scope="module")

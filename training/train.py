@@ -32,7 +32,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from emolive.models.checkpoint import save_weights
-from emolive.models.errors import EmoliveError, InputError, ModelError
+from emolive.models.errors import EmoliveError, InputError, ModelError, OutputError
 from emolive.models.info import ModelInfo
 from emolive.models.onnx_io import export_onnx
 from emolive.models.preprocess import PreprocessSpec, preprocess_faces
@@ -326,12 +326,15 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     out = Path(args.output)
     last = out / "last.pt"
     resumed = read_checkpoint(last, args) if args.resume and last.is_file() else None
-    out.mkdir(parents=True, exist_ok=True)
     spec = PreprocessSpec()  # FER2013 images are whole face crops; the detector-box margin is set at release
     labels = recipe.label_names(args)
     arch_kwargs = recipe.arch_kwargs(args)
     find_source(Path(args.data))  # a wrong data path is reported before any model is built
     model = build_model(args, len(labels), arch_kwargs)  # loading the data draws no torch random numbers: same initial weights as after it
+    try:  # created once the model (and any --pretrained file) is known to be good: a bad one leaves no empty run folder
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create run folder {out} ({exc.strerror}); choose another --output") from None
 
     train_split = load_fer2013(args.data, "Training")
     val_split = load_fer2013(args.data, "PublicTest")
