@@ -52,6 +52,7 @@ def test_ctrl_c_while_closing_still_finishes_the_queued_items():
         time.sleep(0.2)
         release.set()
 
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises KeyboardInterrupt, whatever ran before
     writer = BackgroundWriter(handle, depth=8)
     for item in range(6):
         writer.submit(item)
@@ -65,4 +66,5 @@ def test_ctrl_c_while_closing_still_finishes_the_queued_items():
     finally:
         release.set()
         presser.join()
+        signal.signal(signal.SIGINT, previous)
     assert handled_when_close_ended == list(range(6))  # the Ctrl-C came through, after every queued item was handled
