@@ -21,6 +21,7 @@ import numpy as np
 from emolive.models.errors import OutputError
 
 from .records import FrameResult
+from .sources import video_io_accepts
 
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
 VIDEO_OUTPUT_SUFFIXES = frozenset(_FOURCC)
@@ -82,10 +83,8 @@ class VideoSink:
         suffix = self.path.suffix.lower()
         if suffix not in _FOURCC:
             raise OutputError(f"cannot write video '{self.path.name}'; use one of {', '.join(sorted(_FOURCC))}")
-        try:
-            str(self.path).encode("utf-8")
-        except UnicodeEncodeError:
-            raise OutputError(f"output path {str(self.path)!r} is not valid UTF-8, which the video encoder cannot write; choose another name with -o") from None
+        if not video_io_accepts(str(self.path)):
+            raise OutputError(f"output path {str(self.path)!r} is not valid UTF-8, which the video encoder cannot write; choose another name with -o")
         self.fps, self.size = fps, size
         self._tmp = _temp_name(self.path)
         self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*_FOURCC[suffix]), fps, size)
@@ -148,7 +147,7 @@ class JsonlSink:
             self._handle.write(line + "\n")
             self._handle.flush()
         except OSError as exc:
-            raise OutputError(f"cannot write {self.path} ({exc.strerror}); free disk space or choose another location with --jsonl") from None
+            raise self._write_error(exc) from None
         self.lines += 1
 
     def close(self) -> None:
@@ -157,7 +156,10 @@ class JsonlSink:
         try:
             self._handle.close()
         except OSError as exc:  # the buffered tail could not be written (the error of write() said why)
-            raise OutputError(f"cannot write {self.path} ({exc.strerror}); free disk space or choose another location with --jsonl") from None
+            raise self._write_error(exc) from None
+
+    def _write_error(self, exc: OSError) -> OutputError:
+        return OutputError(f"cannot write {self.path} ({exc.strerror}); free disk space or choose another location with --jsonl")
 
     def __enter__(self) -> JsonlSink:
         return self

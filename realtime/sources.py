@@ -78,14 +78,14 @@ def open_source(spec: str | int | os.PathLike[str]) -> FrameSource:
         image = read_image(path)
         return FrameSource(SourceInfo("image", str(path), 0.0, 1, image.shape[1], image.shape[0]), (path,))
     if suffix in VIDEO_SUFFIXES:
-        if not _utf8(text):
+        if not video_io_accepts(text):
             raise InputError(f"video path {text!r} is not valid UTF-8, which the video decoder cannot open; rename the file")
         return _probe_capture("video", str(path))
     raise InputError(f"unsupported input type '{suffix or path.name}'; pass a video ({', '.join(sorted(VIDEO_SUFFIXES))}), an image or a folder")
 
 
-def _utf8(text: str) -> bool:
-    """Whether a path can be handed to OpenCV's video I/O (it needs UTF-8; other bytes crash it)."""
+def video_io_accepts(text: str) -> bool:
+    """Whether a path can be handed to OpenCV's video reader or writer (they need UTF-8; other bytes crash them)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
