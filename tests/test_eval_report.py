@@ -205,3 +205,23 @@ def test_compare_checks_its_output_before_measuring(tmp_path, monkeypatch, capsy
     assert main(["compare", "default", "--data", str(tmp_path), "-o", str(tmp_path / "table.md")]) == 2
     err = capsys.readouterr().err
     assert "table.md is a folder" in err and "Traceback" not in err and not list(tmp_path.glob(".*part*"))
+
+
+def test_compare_checks_every_model_before_measuring_any(tiny_model, data, tmp_path, monkeypatch, capsys):
+    import emolive.training.compare as compare_module
+
+    monkeypatch.setattr(compare_module, "predict_split", lambda *args, **kwargs: pytest.fail("measured the first model before checking the second"))
+    assert main(["compare", str(tiny_model), str(tmp_path / "missing.onnx"), "--data", str(data), "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emo-live: error: ") and "missing.onnx" in err and err.count("\n") == 1
+
+
+def test_report_on_a_ferplus_model_names_ferplus_labels(tiny_ferplus_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOLIVE_CACHE", str(tmp_path / "cache"))
+    from test_ferplus import _ferplus_dataset
+
+    ferplus_data, _ = _ferplus_dataset(tmp_path, n=80)
+    out = tmp_path / "report"
+    assert main(["eval", "--model", str(tiny_ferplus_model), "--data", str(ferplus_data), "--split", "PublicTest", "--report", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert report.startswith("# Evaluation: tiny_ferplus on FER+ PublicTest") and "ferplus-majority labels" in report

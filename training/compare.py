@@ -9,6 +9,7 @@ training wall time of its run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -69,12 +70,17 @@ def compare_models(models: Sequence[str | os.PathLike[str]], data: str | os.Path
     """
     find_source(Path(data))
     rows = []
-    for spec in models:
-        with open_model_files(spec) as files, OnnxRuntimeEngine(files.onnx, threads=threads) as engine:
+    with contextlib.ExitStack() as stack:
+        opened = []
+        for spec in models:  # open every model first: a bad one fails before minutes of measuring the others
+            files = stack.enter_context(open_model_files(spec))
+            engine = stack.enter_context(OnnxRuntimeEngine(files.onnx, threads=threads))
+            splits = {split: ground_truth(engine.info, data, split, ferplus=ferplus) for split in ("PublicTest", "PrivateTest")}
+            opened.append((files, engine, splits))
+        for files, engine, splits in opened:
             info = engine.info
             accuracy = {}
-            for split in ("PublicTest", "PrivateTest"):
-                fer, label_set = ground_truth(info, data, split, ferplus=ferplus)
+            for split, (fer, label_set) in splits.items():
                 accuracy[split] = float((predict_split(engine, fer, progress=progress).argmax(axis=1) == fer.labels).mean())
             ms = engine_ms_per_face(engine, batch=8)
             parameters, flops = count_parameters_and_flops(info)

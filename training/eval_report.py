@@ -145,10 +145,15 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def dataset_title(label_set: str) -> str:
+    """The name a report title gives the labels it was scored on: FER+ relabelling or the original FER2013."""
+    return "FER+" if label_set.startswith("ferplus") else "FER2013"
+
+
 def format_markdown(m: dict[str, Any], plots: dict[str, str]) -> str:
     """report.md from the metrics and the plot file names."""
     names = m["labels"]
-    lines = [f"# Evaluation: {m['name']} on FER2013 {m['split']}", "",
+    lines = [f"# Evaluation: {m['name']} on {dataset_title(m['label_set'])} {m['split']}", "",
              f"Model `{m['model']}`{' (exported to ONNX on the fly)' if m['exported'] else ''}, "
              f"architecture `{m['arch']}`; data `{m['data']}`, {m['n']} images, {m['label_set']} labels.", "",
              "| accuracy | macro-F1 | macro one-vs-rest AUC | ECE (T=1) | ECE (T={:.3f}) |".format(m["temperature"]), "|---|---|---|---|---|",
@@ -194,12 +199,13 @@ def evaluation_report(model: str | os.PathLike[str], data: str | os.PathLike[str
         history = read_history(files.run)
     metrics = _metrics(fer.labels, logits, info, files)
     metrics.update({"split": split, "data": str(Path(data)), "label_set": label_set,
-                    "command": f"emo-live eval --model {model} --data {data} --split {split} --report {folder}" + (f" --run {run}" if run else "")})
+                    "command": f"emo-live eval --model {model} --data {data} --split {split} --report {folder}" + (f" --run {run}" if run else "")
+                               + (f" --labels {labels}" if labels != "auto" else "") + (f" --ferplus {ferplus}" if ferplus else "")})
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create report folder {folder} ({exc.strerror}); choose another --report") from None
-    names, title = info.labels, f"{metrics['name']}, FER2013 {split}"
+    names, title = info.labels, f"{metrics['name']}, {dataset_title(label_set)} {split}"
     plots = {"confusion": plot_confusion(np.array(metrics["confusion_matrix"]), names, folder / "confusion_matrix.png", title).name,
              "roc": plot_roc(metrics.pop("_roc"), folder / "roc_per_class.png", f"One-vs-rest ROC, {title}").name}
     curve = metrics.pop("_valence_curve")
