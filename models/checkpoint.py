@@ -51,14 +51,14 @@ def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, ModelInfo]:
     """Build the registered architecture named in the file's metadata and load its weights (eval mode)."""
     from safetensors.torch import load_file
 
-    from .registry import create_model
+    from .registry import UnknownArchitecture, create_model
 
     info = read_weights_info(path)
     try:
         model = create_model(info.arch, num_classes=info.num_classes, **info.arch_kwargs)
-    except KeyError:
-        raise ModelError(f"{path} needs architecture '{info.arch}', which this emolive does not have; upgrade emolive") from None
-    except (TypeError, ValueError) as exc:
+    except UnknownArchitecture as exc:  # for an ensemble, the name of the member's architecture
+        raise ModelError(f"{path} needs architecture '{exc.name}', which this emolive does not have; upgrade emolive") from None
+    except (TypeError, ValueError, KeyError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path} records arch_kwargs that architecture '{info.arch}' does not accept ({reason}); "
                          "re-export the checkpoint") from None

@@ -15,6 +15,14 @@ if TYPE_CHECKING:
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 
 
+class UnknownArchitecture(KeyError):
+    """``create_model`` was asked for a name no builder is registered under (``name`` says which)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown model '{name}'; choose one of: {', '.join(sorted(_BUILDERS))}")
+        self.name = name
+
+
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Decorator: register a builder under its function name."""
     if fn.__name__ in _BUILDERS:
@@ -32,7 +40,7 @@ def create_model(name: str, *, num_classes: int = 7, **kwargs: Any) -> nn.Module
     """Build the registered architecture ``name`` with ``num_classes`` outputs."""
     _load_builtin()
     if name not in _BUILDERS:
-        raise KeyError(f"unknown model '{name}'; choose one of: {', '.join(sorted(_BUILDERS))}")
+        raise UnknownArchitecture(name)
     return _BUILDERS[name](num_classes=num_classes, **kwargs)
 
 

@@ -107,7 +107,9 @@ def test_loading_weights_into_the_wrong_label_count_fails_clearly(tmp_path):
 @pytest.mark.parametrize(("arch", "arch_kwargs", "reason"), [
     ("baseline_cnn", {**TINY, "bogus": 1}, "unexpected keyword argument 'bogus'"),  # TypeError in the constructor
     ("baseline_cnn", {**TINY, "widths": [4, 8]}, "widths must have 3 entries"),  # ValueError in the constructor
-    ("no_such_net", {}, "does not have; upgrade emolive"),  # KeyError in the registry
+    ("no_such_net", {}, "needs architecture 'no_such_net', which this emolive does not have; upgrade emolive"),  # not in the registry
+    ("ensemble", {"members": [{"arch": "no_such_net"}]}, "needs architecture 'no_such_net'"),  # an ensemble names its member's
+    ("ensemble", {"members": [{"arch_kwargs": {}}]}, "does not accept"),  # a member without an architecture
 ])
 def test_model_files_with_bad_architecture_settings_give_model_error(tmp_path, arch, arch_kwargs, reason):
     model = create_model("baseline_cnn", num_classes=7, **TINY)
