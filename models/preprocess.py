@@ -53,6 +53,10 @@ class PreprocessSpec:
                    mean=float(known.get("mean", 0.5)), std=float(known.get("std", 0.25)))
 
 
+FLOAT_IMAGE_LIMIT = 2.0
+"""Float images above this are refused (0-255 scale); values a little above 1 (interpolation overshoot) are clipped."""
+
+
 def validate_image(image: object) -> np.ndarray:
     """Check that ``image`` is a non-empty gray, BGR or BGRA array of a supported dtype; InputError if not."""
     if not isinstance(image, np.ndarray):
@@ -63,6 +67,10 @@ def validate_image(image: object) -> np.ndarray:
         raise InputError(f"image has zero size {image.shape}; pass a non-empty image")
     if image.dtype != np.uint8 and image.dtype != np.uint16 and image.dtype.kind != "f":
         raise InputError(f"unsupported image dtype {image.dtype}; pass uint8, uint16 or float images")
+    if image.dtype.kind == "f":
+        peak = float(np.max(np.nan_to_num(image, nan=0.0), initial=0.0))
+        if peak > FLOAT_IMAGE_LIMIT:  # a 0-255 image in floats: clipping to [0, 1] would make it white
+            raise InputError(f"float image values reach {peak:g}, but float images must be in [0, 1]; divide by 255 or pass uint8")
     return image
 
 

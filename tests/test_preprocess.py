@@ -18,6 +18,13 @@ def test_gray_conversion_accepts_the_formats_users_have():
     assert to_gray_uint8(np.full((4, 4, 1), 0.5, np.float32))[0, 0] == 128
 
 
+def test_float_images_on_the_0_to_255_scale_are_refused_not_turned_white():
+    with pytest.raises(InputError, match="must be in \\[0, 1\\]; divide by 255"):
+        to_gray_uint8(np.full((4, 4, 3), 128.0, np.float32))
+    assert to_gray_uint8(np.full((4, 4), 1.02, np.float64))[0, 0] == 255  # a little interpolation overshoot is clipped
+    assert to_gray_uint8(np.full((4, 4), np.nan, np.float32))[0, 0] == 0
+
+
 @pytest.mark.parametrize("bad", [np.zeros((0, 5), np.uint8), np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4), np.int64), "x"])
 def test_gray_conversion_rejects_bad_images_with_input_error(bad):
     with pytest.raises(InputError):
