@@ -26,6 +26,8 @@ class ShippedModel:
     """The CNN's temporal head (``--smooth lstm``) beside it, if one ships."""
     quantized_from: str = ""
     """For an INT8 file: the shipped FP32 model it was quantized from (what engines that cannot run it build from)."""
+    safetensors_sha256: str = ""
+    """The expected sha256 of ``safetensors`` (checked when ``--engine torch`` or an export reads it)."""
 
 
 def weights_dir() -> Path:
@@ -82,7 +84,18 @@ def weights_for(onnx_path: str | os.PathLike[str]) -> Path:
     if path.suffix == ".safetensors":
         return path
     entry = _entry_of(path)
-    return weights_dir() / entry.safetensors if entry is not None else path.with_suffix(".safetensors")
+    if entry is None:
+        return path.with_suffix(".safetensors")
+    weights = weights_dir() / entry.safetensors
+    if entry.safetensors_sha256 and weights.is_file():
+        _check_sha256(weights, entry.safetensors_sha256, entry.name)
+    return weights
+
+
+def _check_sha256(path: Path, expected: str, name: str) -> None:
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ModelError(f"shipped model '{name}' is damaged ({path.name}: sha256 {actual[:12]}... != {expected[:12]}...); reinstall emolive")
 
 
 def fp32_source(onnx_path: str | os.PathLike[str]) -> Path | None:
@@ -104,9 +117,7 @@ def resolve_model_path(model: str | Path | None) -> Path:
         path = weights_dir() / entry.onnx
         if not path.is_file():
             raise ModelError(f"shipped model '{name}' is missing ({path}); reinstall emolive")
-        actual = file_sha256(path)
-        if actual != entry.sha256:
-            raise ModelError(f"shipped model '{name}' is damaged (sha256 {actual[:12]}... != {entry.sha256[:12]}...); reinstall emolive")
+        _check_sha256(path, entry.sha256, name)
         return path
     path = Path(name).expanduser()
     if not path.exists():

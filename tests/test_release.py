@@ -14,6 +14,7 @@ pytest.importorskip("torch")
 
 from emolive.calibration.temperature import expected_calibration_error  # noqa: E402
 from emolive.models.onnx_io import read_onnx_info  # noqa: E402
+from emolive.models.shipped import file_sha256  # noqa: E402
 from emolive.realtime.engines import softmax  # noqa: E402
 from emolive.training.evaluate import evaluate_model  # noqa: E402
 from emolive.training.release import choose_temperature, main as release  # noqa: E402
@@ -60,6 +61,7 @@ def test_release_ships_a_run_and_an_ensemble(data, tmp_path, capsys):
     manifest = json.loads((dest / "manifest.json").read_text())
     assert manifest["aliases"] == {"fast": "tiny_a"}
     assert manifest["models"]["tiny_a"]["sha256"] == result["sha256"]
+    assert manifest["models"]["tiny_a"]["safetensors_sha256"] == file_sha256(dest / "tiny_a.safetensors")
     info = read_onnx_info(dest / "tiny_a.onnx")
     private = evaluate_model(dest / "tiny_a.onnx", data, "PrivateTest", progress=False)
     assert info.metrics["private_test_accuracy"] == pytest.approx(private["accuracy"], abs=1e-4)

@@ -9,7 +9,7 @@ import pytest
 from emolive.models.checkpoint import read_weights_info
 from emolive.models.errors import ModelError
 from emolive.models.onnx_io import read_onnx_info
-from emolive.models.shipped import resolve_model_path, shipped_models, weights_dir, weights_for
+from emolive.models.shipped import file_sha256, resolve_model_path, shipped_models, weights_dir, weights_for
 from emolive.realtime.cli import main
 
 
@@ -45,6 +45,7 @@ def test_every_shipped_model_is_intact_and_has_its_card(name):
     path = resolve_model_path(name)  # checks sha256
     info = read_onnx_info(path)
     assert weights_for(path) == weights_dir() / entry.safetensors  # the torch engine and eval find these weights
+    assert entry.safetensors_sha256 == file_sha256(weights_dir() / entry.safetensors)  # and check them
     weights = read_weights_info(weights_dir() / entry.safetensors)
     assert (weights.arch, weights.arch_kwargs, weights.labels) == (info.arch, info.arch_kwargs, info.labels)
     if info.precision == "int8":  # engines that cannot run the CPU INT8 file build from its FP32 model
@@ -67,6 +68,20 @@ def test_damaged_shipped_model_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(shipped, "weights_dir", lambda: copy)
     with pytest.raises(ModelError, match="damaged"):
         resolve_model_path("default")
+
+
+def test_damaged_shipped_weights_are_refused_by_the_torch_engine_path(tmp_path, monkeypatch):
+    copy = tmp_path / "weights"
+    shutil.copytree(weights_dir(), copy)
+    entry = shipped_models()["accurate"]
+    with open(copy / entry.safetensors, "ab") as handle:
+        handle.write(b"\0")
+    import emolive.models.shipped as shipped
+
+    monkeypatch.setattr(shipped, "weights_dir", lambda: copy)
+    path = resolve_model_path("accurate")  # the ONNX file is intact
+    with pytest.raises(ModelError, match=rf"shipped model '{entry.name}' is damaged \({entry.safetensors}: sha256 .*reinstall emolive"):
+        weights_for(path)
 
 
 @pytest.mark.data

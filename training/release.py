@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     manifest_path = dest / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"models": {}, "aliases": {}}
-    manifest["models"][args.name] = {"onnx": onnx_path.name, "safetensors": f"{args.name}.safetensors", "card": f"{args.name}.md", "sha256": sha}
+    manifest["models"][args.name] = {"onnx": onnx_path.name, "safetensors": f"{args.name}.safetensors", "card": f"{args.name}.md", "sha256": sha,
+                                     "safetensors_sha256": file_sha256(dest / f"{args.name}.safetensors")}
     for alias in args.alias:
         manifest["aliases"][alias] = args.name
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
