@@ -262,6 +262,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
             logits = model(x)
         loss = F.cross_entropy(logits.float(), targets, weight=loss_weights, label_smoothing=args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
+        step_lr = optimizer.param_groups[0]["lr"]  # the rate this step uses (one-cycle moves it after the step)
         if scaler is not None:  # fp16: scale the loss so small gradients do not underflow
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -277,7 +278,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
         total_loss += loss.item() * len(y)
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(y)
-        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{step_lr:.2e}")
     if args.schedule != "onecycle":
         scheduler.step()
     return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
