@@ -192,3 +192,16 @@ def test_module_entry_point_reports_errors_in_one_line(data, tmp_path, monkeypat
     assert err.startswith("python -m emolive.training.train: error: unknown --model 'nosuch'") and "\n" not in err
     assert cli(["--data", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "run")]) == 2
     assert "dataset path" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full to imitate a full disk")
+def test_a_full_disk_while_checkpointing_is_a_one_line_error(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt.part").symlink_to("/dev/full")  # every write there fails with ENOSPC
+    assert main(["train", "--data", str(data), "-o", str(run), "--model", "mlp", "--limit", "64", "--epochs", "2", "--threads", "1"]) == 2
+    full = capsys.readouterr().err
+    err = full.split("\r")[-1]  # after the progress bar
+    assert err.startswith(f"emo-live: error: cannot write {run / 'last.pt'} (") and "free disk space" in err and err.count("\n") == 1
+    assert "Traceback" not in full
+    assert not (run / "last.pt").exists() and not (run / "history.json").exists()  # nothing claims epoch 1 was saved

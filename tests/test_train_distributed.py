@@ -85,3 +85,21 @@ def test_torchrun_two_cpu_processes_train_resume_and_write_once(tmp_path, monkey
     assert [h["epoch"] for h in history] == [1, 2]
     assert history[-1]["val_accuracy"] > 0.5  # the ranks learned together: the synthetic classes are easy
     assert sorted(p.name for p in run.iterdir()) == ["best.onnx", "best.safetensors", "history.json", "last.pt", "summary.json"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full to imitate a full disk")
+def test_under_torchrun_a_write_failing_on_rank_0_stops_every_rank_with_one_line(tmp_path):
+    data = learnable_fer_csv(tmp_path / "fer2013.csv")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt.part").symlink_to("/dev/full")  # rank 0 alone writes checkpoints: only it fails
+    env = {**os.environ, "EMOLIVE_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "emolive.training.train",
+           "--data", str(data), "-o", str(run), "--batch-size", "32", "--epochs", "3", "--threads", "1", "--no-export"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    assert sum(line.startswith("python -m emolive.training.train: error: cannot write") for line in lines) == 1  # rank 0
+    assert sum(line == "python -m emolive.training.train: error: rank 0 stopped with the error it printed" for line in lines) == 1
+    assert "Connection closed" not in result.stderr and "gloo" not in result.stderr.lower()  # rank 1 did not run into the closed group
+    assert "epoch 2/3" not in result.stdout

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
-from emolive.models.errors import InputError
+from emolive.models.errors import EmoliveError, InputError, OutputError
 
 
 @dataclass(frozen=True)
@@ -215,6 +215,34 @@ def evaluate_sharded(evaluate: Callable[..., dict[str, float]], model: nn.Module
     tdist.all_reduce(sums)
     total = max(sums[-1].item(), 1.0)
     return {k: v / total for k, v in zip(keys, sums[:-1].tolist())}
+
+
+class PeerStopped(EmoliveError):
+    """Another rank (rank 0, writing files alone) failed; it printed the reason, this rank stops quietly."""
+
+
+def on_main(action: Callable[[], None], ctx: DistContext, what: str) -> None:
+    """Run ``action`` (files only rank 0 writes) on rank 0; every rank then learns whether it worked.
+
+    An OSError becomes a one-line :class:`OutputError` naming ``what`` was being written. Under
+    torchrun all ranks stop together: rank 0 with its error, the others with :class:`PeerStopped`
+    (printing nothing), instead of the others running into a closed connection at the next collective.
+    """
+    error: EmoliveError | None = None
+    if ctx.is_main:
+        try:
+            action()
+        except OSError as exc:
+            error = OutputError(f"cannot write {what} ({exc.strerror or exc}); free disk space or choose another --output")
+        except EmoliveError as exc:
+            error = exc
+    if ctx.enabled:
+        failed = torch.tensor([0 if error is None else 1], dtype=torch.int32, device=_collective_device())
+        tdist.broadcast(failed, src=0)
+        if failed.item() and error is None:
+            raise PeerStopped("rank 0 stopped with the error it printed")
+    if error is not None:
+        raise error
 
 
 def state_fingerprint(state: Mapping[str, torch.Tensor]) -> str:

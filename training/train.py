@@ -405,18 +405,28 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
         if improved:
             best_acc, stale = record["val_accuracy"], 0
             info = ModelInfo(**info_kwargs, metrics={"public_test_accuracy": round(best_acc, 4), "epoch": epoch + 1})
-            if dist.is_main:
-                save_weights(evaluated, info, out / "best.safetensors")
         else:
             stale += 1
-        if dist.is_main:
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
-                        "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(), "rng": rng_states(device), "epoch": epoch,
-                        "scaler": scaler.state_dict() if scaler is not None else None,
-                        "best_accuracy": best_acc, "history": json.dumps(history), "wall_seconds": wall, "args": json.dumps(vars(args))},
-                       out / "last.pt.part")
-            os.replace(out / "last.pt.part", last)
+
+        def write_epoch() -> None:  # rank 0 only
+            if improved:
+                save_weights(evaluated, info, out / "best.safetensors")
+            part = out / "last.pt.part"
+            try:
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
+                            "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(), "rng": rng_states(device),
+                            "epoch": epoch, "scaler": scaler.state_dict() if scaler is not None else None,
+                            "best_accuracy": best_acc, "history": json.dumps(history), "wall_seconds": wall, "args": json.dumps(vars(args))},
+                           part)
+                os.replace(part, last)
+            except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
+                if part.is_file():  # no half-written checkpoint left behind (last.pt is still the previous epoch's)
+                    part.unlink()
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "the write failed; the disk may be full"
+                raise OutputError(f"cannot write {last} ({reason}); free disk space or choose another --output") from None
             (out / "history.json").write_text(json.dumps(history, indent=1))
+
+        distributed.on_main(write_epoch, dist, f"the checkpoint of epoch {epoch + 1} into {out}")
         print(f"epoch {epoch + 1}/{args.epochs} loss {record['train_loss']:.4f} train {record['train_accuracy']:.4f} "
               f"PublicTest {record['val_accuracy']:.4f}{' *' if improved else ''} ({wall / 60:.1f} min)", flush=True)
         if args.patience and stale >= args.patience:
@@ -430,14 +440,17 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
                "args": vars(args), "torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads()}
     if dist.enabled:  # DDP keeps replicas bit-identical; the fingerprints let anyone check against last.pt
         summary.update(world_size=dist.world_size, replica_fingerprints=distributed.replica_fingerprints(model, dist))
-    if dist.is_main and not args.no_export and (out / "best.safetensors").is_file():
-        from emolive.models.checkpoint import load_model
 
-        best_model, best_info = load_model(out / "best.safetensors")
-        export_onnx(best_model, best_info, out / "best.onnx")
-        summary["onnx"] = str(out / "best.onnx")
-    if dist.is_main:
+    def write_summary() -> None:
+        if not args.no_export and (out / "best.safetensors").is_file():
+            from emolive.models.checkpoint import load_model
+
+            best_model, best_info = load_model(out / "best.safetensors")
+            export_onnx(best_model, best_info, out / "best.onnx")
+            summary["onnx"] = str(out / "best.onnx")
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+    distributed.on_main(write_summary, dist, f"best.onnx and summary.json into {out}")
     return summary
 
 
