@@ -218,15 +218,15 @@ def evaluate_sharded(evaluate: Callable[..., dict[str, float]], model: nn.Module
 
 
 class PeerStopped(EmoliveError):
-    """Another rank (rank 0, writing files alone) failed; it printed the reason, this rank stops quietly."""
+    """Rank 0 failed while writing files alone; it printed the reason, the other ranks stop with this one line."""
 
 
 def on_main(action: Callable[[], None], ctx: DistContext, what: str) -> None:
     """Run ``action`` (files only rank 0 writes) on rank 0; every rank then learns whether it worked.
 
     An OSError becomes a one-line :class:`OutputError` naming ``what`` was being written. Under
-    torchrun all ranks stop together: rank 0 with its error, the others with :class:`PeerStopped`
-    (printing nothing), instead of the others running into a closed connection at the next collective.
+    torchrun all ranks stop together: rank 0 with its error, the others with :class:`PeerStopped`,
+    instead of running on into a closed connection at the next collective.
     """
     error: EmoliveError | None = None
     if ctx.is_main:
