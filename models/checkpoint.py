@@ -14,12 +14,18 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-def save_weights(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str]) -> Path:
-    """Write the model's state dict and metadata to ``path`` atomically (temporary file, then rename)."""
+def save_weights(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str], *, fp16: bool = False) -> Path:
+    """Write the model's state dict and metadata to ``path`` atomically (temporary file, then rename).
+
+    ``fp16`` stores floating-point tensors as float16 (half the file); :func:`load_model` loads them
+    back into the float32 network.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if fp16:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     tmp = path.with_name(path.name + ".part")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

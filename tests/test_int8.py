@@ -154,3 +154,25 @@ def test_a_model_with_unknown_labels_is_refused_before_calibrating(tmp_path, mon
     with pytest.raises(ModelError, match="the model predicts a, b, c"):
         build_int8_model(source, tmp_path / "abc.int8.onnx", data, calibration_size=20, methods=["minmax"])
     assert not (tmp_path / "abc.int8.onnx").exists()
+
+
+def test_a_model_with_float16_stored_weights_quantizes_like_its_float32_source(tmp_path):
+    import torch
+
+    from emolive.models.info import ModelInfo
+    from emolive.models.labels import EMOTIONS
+    from emolive.models.onnx_io import export_onnx
+    from emolive.models.registry import create_model
+
+    torch.manual_seed(0)
+    kwargs = {"widths": [8, 16, 16], "hidden": 32}
+    network = create_model("baseline_cnn", num_classes=7, **kwargs)
+    info = ModelInfo(arch="baseline_cnn", labels=EMOTIONS, arch_kwargs=kwargs)
+    compact = export_onnx(network, info, tmp_path / "compact.onnx", weights_fp16=True)
+    out = quantize_int8(compact, tmp_path / "compact.int8.onnx", _faces(20), CPU_SETTINGS)
+    ops = [node.op_type for node in onnx.load(str(out)).graph.node]
+    assert "Cast" not in ops and ops.count("Conv") == 6  # every conv's weight quantized, as from a float32 file
+    x = _faces(16, seed=3)
+    with OnnxRuntimeEngine(compact) as reference, OnnxRuntimeEngine(out) as quantized:
+        expected, got = reference.logits(x), quantized.logits(x)
+    assert np.abs(got - expected).max() < 0.1 * (expected.max() - expected.min())

@@ -154,3 +154,29 @@ def test_tta_export_averages_the_views_of_a_face(mode, tmp_path):
         assert np.abs(got - mirror_only).max() > 50 * np.abs(got - expected).max()  # the zoomed views count
     with pytest.raises(ValueError):
         ModelInfo(arch="baseline_cnn", labels=EMOTIONS, test_time_augmentation="ten-crop")
+
+
+def test_weights_stored_as_float16_halve_the_files_and_keep_the_outputs(tmp_path):
+    from emolive.realtime.engines import OnnxRuntimeEngine
+
+    torch.manual_seed(0)
+    kwargs = {"widths": [16, 32, 32], "hidden": 64}
+    network = create_model("baseline_cnn", num_classes=7, **kwargs).eval()
+    info = ModelInfo(arch="baseline_cnn", labels=EMOTIONS, arch_kwargs=kwargs)
+    full, half = export_onnx(network, info, tmp_path / "full.onnx"), export_onnx(network, info, tmp_path / "half.onnx", weights_fp16=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    x = np.random.default_rng(1).normal(0, 1, (8, 1, 48, 48)).astype(np.float32)
+    with OnnxRuntimeEngine(full) as a, OnnxRuntimeEngine(half) as b:
+        assert b.info == a.info
+        reference, compact = a.logits(x), b.logits(x)
+    assert np.abs(compact - reference).max() < 1e-2 * np.abs(reference).max() and np.array_equal(compact.argmax(1), reference.argmax(1))
+
+    save_weights(network, info, tmp_path / "full.safetensors")
+    save_weights(network, info, tmp_path / "half.safetensors", fp16=True)
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * (tmp_path / "full.safetensors").stat().st_size
+    loaded, _ = load_model(tmp_path / "half.safetensors")
+    for name, value in loaded.state_dict().items():
+        original = network.state_dict()[name]
+        assert value.dtype == original.dtype  # back in the float32 network
+        if original.is_floating_point():
+            assert torch.equal(value, original.half().float())

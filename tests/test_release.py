@@ -79,7 +79,7 @@ def test_release_ships_a_run_and_an_ensemble(data, tmp_path, capsys):
     assert "--tta none,hflip_zoom" in (dest / "tiny_b.md").read_text()
     capsys.readouterr()
     release(["--ensemble", str(dest / "tiny_a.safetensors"), str(dest / "tiny_b.safetensors"), "--data", str(data),
-             "--name", "tiny_ens", "--alias", "accurate", "--dest", str(dest), "--tta", "none"])
+             "--name", "tiny_ens", "--alias", "accurate", "--dest", str(dest), "--tta", "none", "--weights-fp16"])
     manifest = json.loads((dest / "manifest.json").read_text())
     assert manifest["aliases"] == {"fast": "tiny_a", "accurate": "tiny_ens"} and set(manifest["models"]) == {"tiny_a", "tiny_b", "tiny_ens"}
     ensemble = read_onnx_info(dest / "tiny_ens.onnx")
@@ -87,6 +87,14 @@ def test_release_ships_a_run_and_an_ensemble(data, tmp_path, capsys):
     card = (dest / "tiny_ens.md").read_text()
     assert "Members:" in card and "--ensemble tiny_a.safetensors tiny_b.safetensors" in card
     assert f"{ensemble.metrics['private_test_accuracy']:.4f}" in card
+    # --weights-fp16: both files hold float16 weights, and the figures are those of the stored file
+    assert "--weights-fp16" in card and "store the weights as float16" in card
+    from safetensors import safe_open
+
+    with safe_open(str(dest / "tiny_ens.safetensors"), framework="pt") as handle:
+        assert {str(handle.get_tensor(k).dtype) for k in handle.keys() if "weight" in k} == {"torch.float16"}
+    private = evaluate_model(dest / "tiny_ens.onnx", data, "PrivateTest", progress=False)
+    assert ensemble.metrics["private_test_accuracy"] == pytest.approx(private["accuracy"], abs=1e-4)
 
 
 def test_release_needs_exactly_one_source(data, tmp_path):

@@ -39,6 +39,8 @@ from emolive.training.evaluate import evaluate_model, ferplus_majority_split, pr
 _TRAIN_RUN_ONLY = {"resume", "no_export", "output", "threads", "margin"}  # how a run was driven, not what it learned
 _TRAIN_ALWAYS = {"data", "model", "epochs", "lr"}
 PROG = "python -m emolive.training.release"
+FP16_NOTE = ("\n- Both files store the weights as float16 (half the size); inference computes in float32, and every figure above "
+             "was measured on these files.")
 
 
 def cpu_name() -> str:
@@ -126,6 +128,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tta", type=tta_candidates, default="auto",
                         help="test-time augmentation: one of none, hflip, hflip_zoom, or several separated by commas to keep the "
                              "best on PublicTest (ties go to the cheaper); auto = none,hflip (default: %(default)s)")
+    parser.add_argument("--weights-fp16", action="store_true",
+                        help="store the weights as float16 in both files (half the size; inference still computes in float32)")
     parser.add_argument("--margin", type=float, default=None,
                         help="detector-box crop margin to record (FER2013 images are whole crops, so training does not use it)")
     args = parser.parse_args(argv)
@@ -151,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # Model selection on PublicTest only: which of the --tta modes (argparse has parsed even the default into a tuple).
     public_logits: dict[str, np.ndarray] = {}
     for tta in args.tta:
-        export_onnx(model, replace(info, temperature=1.0, test_time_augmentation=tta), staging)
+        export_onnx(model, replace(info, temperature=1.0, test_time_augmentation=tta), staging, weights_fp16=args.weights_fp16)
         with OnnxRuntimeEngine(staging) as engine:
             public_logits[tta] = predict_split(engine, public_split, logits=True, progress=False)
     public_by_tta = {tta: float((logits.argmax(1) == public_split.labels).mean()) for tta, logits in public_logits.items()}
@@ -160,11 +164,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # The chosen final model, evaluated once on PrivateTest.
     info = replace(info, temperature=round(temperature, 4), test_time_augmentation=chosen)
-    export_onnx(model, replace(info, temperature=1.0), staging)
+    export_onnx(model, replace(info, temperature=1.0), staging, weights_fp16=args.weights_fp16)
     with OnnxRuntimeEngine(staging) as engine:
         private_logits = predict_split(engine, private_split, logits=True, progress=False)
     ece_before = expected_calibration_error(softmax(private_logits), private_split.labels)
-    export_onnx(model, info, staging)
+    export_onnx(model, info, staging, weights_fp16=args.weights_fp16)
     public = evaluate_model(staging, args.data, "PublicTest", progress=False)
     private = evaluate_model(staging, args.data, "PrivateTest", progress=False)
     staging.unlink()
@@ -174,8 +178,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                **calibration,
                **{f"public_test_accuracy_tta_{tta}": round(acc, 4) for tta, acc in public_by_tta.items()}}
     info = replace(info, metrics=metrics)
-    onnx_path = export_onnx(model, info, dest / f"{args.name}.onnx")
-    save_weights(model, info, dest / f"{args.name}.safetensors")
+    onnx_path = export_onnx(model, info, dest / f"{args.name}.onnx", weights_fp16=args.weights_fp16)
+    save_weights(model, info, dest / f"{args.name}.safetensors", fp16=args.weights_fp16)
     with OnnxRuntimeEngine(onnx_path) as engine:
         ms = engine_ms_per_face(engine)
     sha = file_sha256(onnx_path)
@@ -232,10 +236,10 @@ Reproduce the figures: `emo-live eval --data PATH/TO/fer2013 --split PrivateTest
 
 ## Training
 {_training_text(info, summary, metrics)}
-- Released with: `python -m emolive.training.release {source} --data PATH --name {name}{''.join(' --alias ' + a for a in args.alias)}{'' if args.margin is None else f' --margin {args.margin}'} --tta {','.join(args.tta)}`
+- Released with: `python -m emolive.training.release {source} --data PATH --name {name}{''.join(' --alias ' + a for a in args.alias)}{'' if args.margin is None else f' --margin {args.margin}'} --tta {','.join(args.tta)}{' --weights-fp16' if args.weights_fp16 else ''}`
 
 ## Files
-- `{name}.onnx` (runtime; sha256 `{sha}`, checked at load), `{name}.safetensors` (weights for fine-tuning/export).
+- `{name}.onnx` (runtime; sha256 `{sha}`, checked at load), `{name}.safetensors` (weights for fine-tuning/export).{FP16_NOTE if args.weights_fp16 else ''}
 
 ## Limits
 FER2013 is small, low-resolution, web-scraped and label-noisy (human agreement is about 65%); faces are
