@@ -19,6 +19,7 @@ FEATURES_NAME = "features"
 OPSET = 18
 FP16_STORAGE_MIN_ELEMENTS = 1024
 """Float weights with at least this many elements are what ``weights_fp16`` stores as float16 (small ones stay float32)."""
+_FP16_SUFFIX = "__fp16"  # the stored initializer's name; the Cast's output keeps the original name
 
 
 def export_onnx(model: nn.Module, info: ModelInfo, path: str | os.PathLike[str], *, opset: int = OPSET, weights_fp16: bool = False) -> Path:
@@ -90,9 +91,6 @@ def store_weights_fp16(proto) -> int:
     for cast in reversed(casts):  # first in the graph, so every consumer comes after its weight
         graph.node.insert(0, cast)
     return len(casts)
-
-
-_FP16_SUFFIX = "__fp16"
 
 
 def set_metadata(proto, info: ModelInfo, extra: dict[str, str] | None = None, variant: str = "") -> None:
