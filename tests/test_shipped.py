@@ -57,28 +57,26 @@ def test_every_shipped_model_is_intact_and_has_its_card(name):
     assert f"{info.metrics['public_test_accuracy']:.4f}" in card
 
 
-def test_damaged_shipped_model_is_refused(tmp_path, monkeypatch):
-    copy = tmp_path / "weights"
-    shutil.copytree(weights_dir(), copy)
-    entry = shipped_models()["default"]
-    with open(copy / entry.onnx, "ab") as handle:
-        handle.write(b"\0")
+def _weights_with_one_damaged_file(tmp_path, monkeypatch, file_name):
+    """A copy of the shipped weights folder, used in place of the real one, with one byte appended to ``file_name``."""
     import emolive.models.shipped as shipped
 
+    copy = tmp_path / "weights"
+    shutil.copytree(weights_dir(), copy)
+    with open(copy / file_name, "ab") as handle:
+        handle.write(b"\0")
     monkeypatch.setattr(shipped, "weights_dir", lambda: copy)
+
+
+def test_damaged_shipped_model_is_refused(tmp_path, monkeypatch):
+    _weights_with_one_damaged_file(tmp_path, monkeypatch, shipped_models()["default"].onnx)
     with pytest.raises(ModelError, match="damaged"):
         resolve_model_path("default")
 
 
 def test_damaged_shipped_weights_are_refused_by_the_torch_engine_path(tmp_path, monkeypatch):
-    copy = tmp_path / "weights"
-    shutil.copytree(weights_dir(), copy)
     entry = shipped_models()["accurate"]
-    with open(copy / entry.safetensors, "ab") as handle:
-        handle.write(b"\0")
-    import emolive.models.shipped as shipped
-
-    monkeypatch.setattr(shipped, "weights_dir", lambda: copy)
+    _weights_with_one_damaged_file(tmp_path, monkeypatch, entry.safetensors)
     path = resolve_model_path("accurate")  # the ONNX file is intact
     with pytest.raises(ModelError, match=rf"shipped model '{entry.name}' is damaged \({entry.safetensors}: sha256 .*reinstall emolive"):
         weights_for(path)
