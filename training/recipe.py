@@ -31,6 +31,9 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--arch-kwargs", default="{}", help='JSON keyword arguments of the architecture, e.g. \'{"resize": 128}\' (recorded in the model)')
     group.add_argument("--pretrained", default=None,
                        help="transfer models: a local torchvision ImageNet state dict (.pth), or 'imagenet' to let torchvision download it")
+    group.add_argument("--init", default=None, metavar="MODEL",
+                       help="start from a trained model of the same architecture (shipped name, run folder or .safetensors): "
+                            "fine-tuning, e.g. a FER2013 model into FER+; classifier rows are matched by label name")
     group.add_argument("--freeze-backbone", action="store_true", help="train only the head (backbone weights and BN statistics fixed)")
     group.add_argument("--backbone-lr-scale", type=float, default=1.0, help="learning rate of everything but the head, as a fraction of --lr")
     group.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup Beta(alpha, alpha); 0 disables (try 0.2)")

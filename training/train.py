@@ -103,8 +103,14 @@ def check_args(args: argparse.Namespace) -> None:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """Every check that needs neither the data nor a network: the options (:func:`check_args` and their combinations) and
-    the files --exclude and --teacher name, so a bad one fails in one line before training (or a search's first trial) starts."""
+    the files --exclude, --teacher and --init name, so a bad one fails in one line before training (or a search's first trial) starts."""
     check_args(args)
+    if getattr(args, "init", None) and getattr(args, "pretrained", None):
+        raise InputError("--init and --pretrained both set the starting weights; pass one of them")
+    if getattr(args, "init", None):
+        from emolive.training.init_weights import init_weights_path
+
+        init_weights_path(args.init)
     recipe.check_imbalance_handling(args)
     recipe.arch_kwargs(args)
     recipe.mix_config(args)
@@ -196,10 +202,10 @@ def restore_checkpoint(state: dict[str, Any], path: Path, model: nn.Module, opti
         raise ModelError(f"{path} does not fit this run ({reason}); delete it or start without --resume") from None
 
 
-def build_model(args: argparse.Namespace, num_classes: int, arch_kwargs: dict[str, Any]) -> nn.Module:
-    """The registered architecture with ``arch_kwargs``, ImageNet weights and a frozen backbone as asked."""
+def build_model(args: argparse.Namespace, labels: tuple[str, ...], arch_kwargs: dict[str, Any]) -> nn.Module:
+    """The registered architecture with ``arch_kwargs``, ImageNet or ``--init`` weights and a frozen backbone as asked."""
     try:
-        model = create_model(args.model, num_classes=num_classes, **arch_kwargs)
+        model = create_model(args.model, num_classes=len(labels), **arch_kwargs)
     except (TypeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"--arch-kwargs {args.arch_kwargs} does not fit --model {args.model} ({reason}); pass only that architecture's options") from None
@@ -207,6 +213,10 @@ def build_model(args: argparse.Namespace, num_classes: int, arch_kwargs: dict[st
         from emolive.models.transfer import load_imagenet_weights
 
         load_imagenet_weights(model, args.pretrained)
+    if getattr(args, "init", None):
+        from emolive.training.init_weights import init_from
+
+        print(init_from(model, args.model, labels, args.init).describe())
     if args.freeze_backbone:
         recipe.freeze_backbone(model)
     return model
@@ -331,7 +341,7 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     labels = recipe.label_names(args)
     arch_kwargs = recipe.arch_kwargs(args)
     find_source(Path(args.data))  # a wrong data path is reported before any model is built
-    model = build_model(args, len(labels), arch_kwargs)  # loading the data draws no torch random numbers: same initial weights as after it
+    model = build_model(args, labels, arch_kwargs)  # loading the data draws no torch random numbers: same initial weights as after it
     try:  # created once the model (and any --pretrained file) is known to be good: a bad one leaves no empty run folder
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -386,6 +396,7 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     label_source = {"fer2013": "FER2013", "ferplus-majority": "FER+ majority labels of FER2013", "ferplus-votes": "FER+ vote distributions of FER2013"}[args.labels]
     info_kwargs = {"arch": args.model, "labels": labels, "preprocess": spec, "arch_kwargs": arch_kwargs,
                    "training_data": f"{label_source} Training ({len(train_y)} images)" + (f", ImageNet-initialised ({Path(args.pretrained).name})" if args.pretrained else "")
+                   + (f", initialised from {Path(args.init).name}" if getattr(args, "init", None) else "")
                    + (f", distilled from {Path(args.teacher).name} (weight {args.teacher_weight}, T {args.teacher_temperature})" if getattr(args, "teacher", None) else "")}
     stale = epochs_since_best(history)
     epochs = range(start_epoch, args.epochs)
