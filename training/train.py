@@ -202,8 +202,10 @@ def restore_checkpoint(state: dict[str, Any], path: Path, model: nn.Module, opti
         raise ModelError(f"{path} does not fit this run ({reason}); delete it or start without --resume") from None
 
 
-def build_model(args: argparse.Namespace, labels: tuple[str, ...], arch_kwargs: dict[str, Any]) -> nn.Module:
-    """The registered architecture with ``arch_kwargs``, ImageNet or ``--init`` weights and a frozen backbone as asked."""
+def build_model(args: argparse.Namespace, labels: tuple[str, ...], arch_kwargs: dict[str, Any], *, resuming: bool = False,
+                announce: bool = True) -> nn.Module:
+    """The registered architecture with ``arch_kwargs``, ImageNet or ``--init`` weights (not when ``resuming``: the checkpoint
+    replaces them) and a frozen backbone as asked; ``announce`` prints what ``--init`` loaded."""
     try:
         model = create_model(args.model, num_classes=len(labels), **arch_kwargs)
     except (TypeError, ValueError) as exc:
@@ -213,10 +215,12 @@ def build_model(args: argparse.Namespace, labels: tuple[str, ...], arch_kwargs: 
         from emolive.models.transfer import load_imagenet_weights
 
         load_imagenet_weights(model, args.pretrained)
-    if getattr(args, "init", None):
+    if getattr(args, "init", None) and not resuming:
         from emolive.training.init_weights import init_from
 
-        print(init_from(model, args.model, labels, args.init).describe())
+        report = init_from(model, args.model, labels, args.init)
+        if announce:
+            print(report.describe())
     if args.freeze_backbone:
         recipe.freeze_backbone(model)
     return model
@@ -341,7 +345,7 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     labels = recipe.label_names(args)
     arch_kwargs = recipe.arch_kwargs(args)
     find_source(Path(args.data))  # a wrong data path is reported before any model is built
-    model = build_model(args, labels, arch_kwargs)  # loading the data draws no torch random numbers: same initial weights as after it
+    model = build_model(args, labels, arch_kwargs, resuming=resumed is not None, announce=dist.is_main)  # loading the data draws no torch random numbers: same initial weights as after it
     try:  # created once the model (and any --pretrained file) is known to be good: a bad one leaves no empty run folder
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
