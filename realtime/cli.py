@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--target", choices=("cpu", "tensorrt"), default="cpu",
                         help="onnx-int8 flavour: cpu (ONNX Runtime, uint8 activations) or tensorrt (symmetric int8) (default: %(default)s)")
     export.add_argument("--name", help="Triton model name (default: the model file's name)")
+    export.add_argument("--weights-fp16", action="store_true",
+                        help="--format onnx: store the weights as float16 (half the file; inference still computes in float32)")
     _add_common(export)
 
     ensemble = sub.add_parser("ensemble", help="average several trained models' probabilities in one ONNX graph (needs emolive[train])")
@@ -169,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--weights", type=Path, help="also write the ensemble's .safetensors here (rebuilds it for re-export)")
     ensemble.add_argument("--tta", choices=TTA_MODES, default="none",
                           help="test-time augmentation around the whole ensemble: the mirror image (hflip), plus a zoomed-in view and its mirror (hflip_zoom)")
+    ensemble.add_argument("--weights-fp16", action="store_true",
+                          help="store the weights as float16 in both files (half the size; inference still computes in float32)")
     _add_common(ensemble)
 
     bench = sub.add_parser("benchmark", help="FPS, latency and per-stage time per inference engine")
@@ -343,7 +347,7 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
 
         result = export_model(args.weights, args.output, fmt=args.export_format, precision=args.precision, max_batch=args.max_batch,
                               data=args.data, calibration_size=args.calibration_size, target=args.target, name=args.name,
-                              progress=lambda message: print(f"emo-live: {message}", file=sys.stderr))
+                              progress=lambda message: print(f"emo-live: {message}", file=sys.stderr), weights_fp16=args.weights_fp16)
         for note in result.notes:
             print(f"emo-live: note: {note}", file=sys.stderr)
         for path in result.paths:
@@ -369,10 +373,10 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
                 prepare_output(target, option)
         model, info = ensemble_from_files(args.members)
         info = replace(info, test_time_augmentation=args.tta)
-        path = export_onnx(model, info, args.output)
+        path = export_onnx(model, info, args.output, weights_fp16=args.weights_fp16)
         if args.weights:
             try:
-                save_weights(model, info, args.weights)
+                save_weights(model, info, args.weights, fp16=args.weights_fp16)
             except OutputError:
                 path.unlink(missing_ok=True)  # the pair is written whole or not at all
                 raise

@@ -59,10 +59,14 @@ def _network_of(src: Path) -> Path:
 
 def export_model(source: str | os.PathLike[str], output: str | os.PathLike[str], *, fmt: str = "onnx", precision: str | None = None,
                  max_batch: int = 64, data: str | os.PathLike[str] | None = None, calibration_size: int = 1000,
-                 target: str = "cpu", name: str | None = None, progress: Callable[[str], None] | None = None) -> ExportResult:
-    """Export ``source`` to ``output`` in format ``fmt``; see the module docstring."""
+                 target: str = "cpu", name: str | None = None, progress: Callable[[str], None] | None = None,
+                 weights_fp16: bool = False) -> ExportResult:
+    """Export ``source`` to ``output`` in format ``fmt``; see the module docstring. ``weights_fp16`` (``--format onnx``
+    only) stores the large weights as float16: half the file, computed in float32."""
     if fmt not in FORMATS:
         raise InputError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    if weights_fp16 and fmt != "onnx":
+        raise InputError(f"--weights-fp16 stores an FP32 model's weights as float16 and applies to --format onnx, not {fmt}; drop it")
     if precision is not None and precision not in PRECISIONS:
         raise InputError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
     if not 1 <= max_batch <= 4096:
@@ -82,7 +86,7 @@ def export_model(source: str | os.PathLike[str], output: str | os.PathLike[str],
         if fmt == "onnx":
             if precision not in (None, "fp32"):
                 raise InputError(f"--format onnx writes FP32; for {precision} use --format onnx-int8 (int8) or --format engine/triton (fp16)")
-            return ExportResult(fmt, (_export_fp32(source, output, work),))
+            return ExportResult(fmt, (_export_fp32(source, output, work, weights_fp16),))
         src = source_onnx(source, work)
         if not (fmt == "onnx-int8" and target == "cpu"):
             src = _network_of(src)
@@ -96,7 +100,7 @@ def export_model(source: str | os.PathLike[str], output: str | os.PathLike[str],
         return _triton(src, output, precision or "fp32", max_batch, data, calibration_size, name, work, say)
 
 
-def _export_fp32(source: str | os.PathLike[str], output: Path, work: Path) -> Path:
+def _export_fp32(source: str | os.PathLike[str], output: Path, work: Path, weights_fp16: bool) -> Path:
     text = str(source)
     if text.endswith(".safetensors"):
         require("torch", "train", "ONNX export")
@@ -104,13 +108,30 @@ def _export_fp32(source: str | os.PathLike[str], output: Path, work: Path) -> Pa
         from emolive.models.onnx_io import export_onnx
 
         model, info = load_model(Path(text))
-        return export_onnx(model, info, output)
+        return export_onnx(model, info, output, weights_fp16=weights_fp16)
     src = _network_of(source_onnx(source, work))
     from emolive.models.onnx_io import read_onnx_info
 
     read_onnx_info(src)  # refuse foreign or broken files before copying
-    _atomic_copy(src, output)
+    if weights_fp16:
+        _halve_weights(src, output)
+    else:
+        _atomic_copy(src, output)
     return output
+
+
+def _halve_weights(src: Path, output: Path) -> None:
+    """Copy an ONNX model with its large float32 weights stored as float16 (weights already stored so stay as they are)."""
+    onnx = require("onnx", "train", "storing ONNX weights as float16")
+    from emolive.models.onnx_io import store_weights_fp16
+
+    from .sinks import atomic_path, prepare_output
+
+    proto = onnx.load(str(src))
+    store_weights_fp16(proto)
+    onnx.checker.check_model(proto)
+    with atomic_path(prepare_output(output)) as tmp:
+        onnx.save_model(proto, str(tmp))
 
 
 def _int8(src: Path, output: Path, data, calibration_size: int, target: str, say) -> tuple[Path, tuple[str, ...]]:

@@ -86,6 +86,21 @@ def test_ensemble_refuses_mismatched_or_too_few_members(tmp_path, capsys):
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_ensemble_can_store_its_weights_as_float16(tmp_path):
+    from safetensors import safe_open
+
+    paths = _members(tmp_path)
+    full, half = tmp_path / "full.onnx", tmp_path / "half.onnx"
+    assert main(["ensemble", *map(str, paths), "-o", str(full)]) == 0
+    assert main(["ensemble", *map(str, paths), "-o", str(half), "--weights", str(tmp_path / "half.safetensors"), "--weights-fp16"]) == 0
+    assert half.stat().st_size < full.stat().st_size
+    with safe_open(str(tmp_path / "half.safetensors"), framework="pt") as handle:
+        assert {handle.get_tensor(k).dtype for k in handle.keys() if handle.get_tensor(k).is_floating_point()} == {torch.float16}
+    x = np.random.default_rng(0).normal(size=(4, 1, 48, 48)).astype(np.float32)
+    with OnnxRuntimeEngine(full) as a, OnnxRuntimeEngine(half) as b:
+        np.testing.assert_allclose(b.classify(x), a.classify(x), atol=5e-3)
+
+
 def test_ensemble_checks_both_outputs_before_writing_either(tmp_path, capsys):
     seven = _members(tmp_path / "a")[0]
     (tmp_path / "taken").mkdir()

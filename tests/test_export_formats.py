@@ -37,6 +37,34 @@ def test_onnx_from_safetensors_and_from_onnx(tmp_path, tiny_model):
     assert (tmp_path / "b.onnx").read_bytes() == tiny_model.read_bytes()
 
 
+def test_onnx_export_can_store_the_weights_as_float16(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from emolive.models.checkpoint import save_weights
+    from emolive.models.info import ModelInfo
+    from emolive.models.labels import EMOTIONS
+    from emolive.models.registry import create_model
+    from emolive.realtime.engines import OnnxRuntimeEngine
+
+    info = ModelInfo(arch="baseline_cnn", labels=EMOTIONS)
+    save_weights(create_model("baseline_cnn", num_classes=7), info, tmp_path / "w.safetensors")
+    full, half, copied = tmp_path / "full.onnx", tmp_path / "half.onnx", tmp_path / "copied.onnx"
+    assert main(["export", str(tmp_path / "w.safetensors"), "-o", str(full)]) == 0
+    assert main(["export", str(tmp_path / "w.safetensors"), "-o", str(half), "--weights-fp16"]) == 0
+    assert main(["export", str(full), "-o", str(copied), "--weights-fp16"]) == 0  # from an FP32 ONNX file too
+    x = np.random.default_rng(0).random((8, 1, 48, 48), dtype=np.float32)
+    with OnnxRuntimeEngine(full) as engine:
+        expected = engine.classify(x)
+    for path in (half, copied):
+        assert path.stat().st_size < 0.6 * full.stat().st_size
+        assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in onnx.load(str(path)).graph.initializer)
+        with OnnxRuntimeEngine(path) as engine:
+            np.testing.assert_allclose(engine.classify(x), expected, atol=2e-3)
+    capsys.readouterr()
+    assert main(["export", str(full), "--format", "onnx-int8", "-o", str(tmp_path / "q.onnx"), "--weights-fp16"]) == 2
+    assert "--weights-fp16 stores an FP32 model's weights as float16 and applies to --format onnx, not onnx-int8" in capsys.readouterr().err
+    assert not (tmp_path / "q.onnx").exists()
+
+
 @pytest.mark.parametrize("where", ["a_file.onnx/sub.onnx", "a_folder.onnx"])
 def test_export_to_an_unusable_path_is_one_line_and_leaves_nothing(tmp_path, tiny_model, capsys, where):
     pytest.importorskip("torch")
