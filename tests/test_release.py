@@ -97,6 +97,20 @@ def test_release_ships_a_run_and_an_ensemble(data, tmp_path, capsys):
     assert ensemble.metrics["private_test_accuracy"] == pytest.approx(private["accuracy"], abs=1e-4)
 
 
+def test_a_fine_tuned_runs_card_gives_the_command_behind_its_starting_weights(data, tmp_path):
+    donor = _train(data, tmp_path / "donor", 0)
+    tuned = tmp_path / "tuned"
+    train(get_args_parser().parse_args(["--data", str(data), "--model", "baseline_cnn", "--arch-kwargs", TINY, "--epochs", "1",
+                                        "--batch-size", "32", "--lr", "1e-4", "--threads", "1", "--no-export", "-o", str(tuned),
+                                        "--init", str(donor)]))
+    release([str(tuned), "--data", str(data), "--name", "tiny_ft", "--dest", str(tmp_path / "weights"), "--tta", "none"])
+    card = (tmp_path / "weights" / "tiny_ft.md").read_text()
+    donor_minutes = json.loads((donor / "summary.json").read_text())["wall_seconds"] / 60
+    assert f"--init {donor}" in card  # the fine-tuning command
+    assert f"- Starting weights (`--init`): the run `emo-live train --data {data} --model baseline_cnn --epochs 3" in card
+    assert f"-o {donor}`, {donor_minutes:.1f} min for 3 epochs;" in card and "min of training in all" in card
+
+
 def test_release_needs_exactly_one_source(data, tmp_path):
     with pytest.raises(SystemExit):
         release(["--data", str(data), "--name", "x", "--dest", str(tmp_path)])

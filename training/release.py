@@ -268,7 +268,26 @@ def _training_text(info, summary: dict[str, Any] | None, metrics: dict[str, Any]
             f"PrivateTest untouched until release.\n"
             f"- Command: `{train_command(summary['args'])}`\n"
             f"- Wall time: {summary['wall_seconds'] / 60:.1f} min for {summary['epochs_run']} epochs on {summary.get('threads')} CPU threads\n"
-            f"  ({cpu_name()}; torch {summary.get('torch')}, device {summary.get('device')}).")
+            f"  ({cpu_name()}; torch {summary.get('torch')}, device {summary.get('device')}).{_starting_weights_text(summary)}")
+
+
+def _starting_weights_text(summary: dict[str, Any]) -> str:
+    """For a run started with ``--init``: how its starting weights were trained, so the card reproduces the whole model."""
+    from emolive.models.shipped import shipped_models
+    from emolive.training.runs import read_summary
+
+    init = summary["args"].get("init")
+    if not init:
+        return ""
+    if init in shipped_models():
+        return f"\n- Starting weights (`--init`): the shipped model `{init}`; its card gives its training command and wall time."
+    path = Path(init)
+    donor = read_summary(path if path.is_dir() else path.parent)
+    if not donor.get("args"):
+        return f"\n- Starting weights (`--init`): `{init}`, whose training run is not recorded."
+    minutes = donor["wall_seconds"] / 60
+    return (f"\n- Starting weights (`--init`): the run `{train_command(donor['args'])} -o {path if path.is_dir() else path.parent}`, "
+            f"{minutes:.1f} min for {donor['epochs_run']} epochs; {minutes + summary['wall_seconds'] / 60:.1f} min of training in all.")
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
