@@ -28,7 +28,7 @@ class InitReport:
 
     def describe(self) -> str:
         fresh = f"; new classifier rows for {', '.join(self.new_labels)}" if self.new_labels else ""
-        return f"initialised from {self.source.name} ({self.copied_tensors} tensors{fresh})"
+        return f"initialised from {self.source} ({self.copied_tensors} tensors{fresh})"
 
 
 def init_weights_path(spec: str | os.PathLike[str]) -> Path:
