@@ -108,7 +108,18 @@ def test_a_fine_tuned_runs_card_gives_the_command_behind_its_starting_weights(da
     donor_minutes = json.loads((donor / "summary.json").read_text())["wall_seconds"] / 60
     assert f"--init {donor}" in card  # the fine-tuning command
     assert f"- Starting weights (`--init`): the run `emo-live train --data {data} --model baseline_cnn --epochs 3" in card
-    assert f"-o {donor}`, {donor_minutes:.1f} min for 3 epochs;" in card and "min of training in all" in card
+    tuned_minutes = json.loads((tuned / "summary.json").read_text())["wall_seconds"] / 60
+    assert f"-o {donor}`, {donor_minutes:.1f} min for 3 epochs; {donor_minutes + tuned_minutes:.1f} min of training in all." in card
+
+    again = tmp_path / "again"  # a fine-tune of the fine-tune: the card follows --init back to the first run
+    train(get_args_parser().parse_args(["--data", str(data), "--model", "baseline_cnn", "--arch-kwargs", TINY, "--epochs", "1",
+                                        "--batch-size", "32", "--lr", "1e-4", "--threads", "1", "--no-export", "-o", str(again),
+                                        "--init", str(tuned / "best.safetensors")]))
+    release([str(again), "--data", str(data), "--name", "tiny_ft2", "--dest", str(tmp_path / "weights"), "--tta", "none"])
+    card = (tmp_path / "weights" / "tiny_ft2.md").read_text()
+    again_minutes = json.loads((again / "summary.json").read_text())["wall_seconds"] / 60
+    assert f"--init {donor} -o {tuned}`, {tuned_minutes:.1f} min for 1 epochs; which started from the run `emo-live train" in card
+    assert f"{donor_minutes + tuned_minutes + again_minutes:.1f} min of training in all." in card
 
 
 def test_release_needs_exactly_one_source(data, tmp_path):

@@ -272,22 +272,35 @@ def _training_text(info, summary: dict[str, Any] | None, metrics: dict[str, Any]
 
 
 def _starting_weights_text(summary: dict[str, Any]) -> str:
-    """For a run started with ``--init``: how its starting weights were trained, so the card reproduces the whole model."""
+    """For a run started with ``--init``: how its starting weights were trained (following ``--init`` back to the first
+    run), so the card reproduces the whole model and counts all its training time."""
     from emolive.models.shipped import shipped_models
     from emolive.training.runs import read_summary
 
+    steps, total, complete, seen = [], summary["wall_seconds"] / 60, True, set()
     init = summary["args"].get("init")
-    if not init:
+    while init:
+        if init in shipped_models():
+            steps.append(f"the shipped model `{init}` (its card gives its training command and wall time)")
+            complete = False
+            break
+        path = Path(init)
+        run = (path if path.is_dir() else path.parent).resolve()
+        donor = read_summary(run)
+        if run in seen or not donor.get("args"):
+            steps.append(f"`{init}`, whose training run is not recorded")
+            complete = False
+            break
+        seen.add(run)
+        minutes = donor["wall_seconds"] / 60
+        total += minutes
+        steps.append(f"the run `{train_command(donor['args'])} -o {path if path.is_dir() else path.parent}`, "
+                     f"{minutes:.1f} min for {donor['epochs_run']} epochs")
+        init = donor["args"].get("init")
+    if not steps:
         return ""
-    if init in shipped_models():
-        return f"\n- Starting weights (`--init`): the shipped model `{init}`; its card gives its training command and wall time."
-    path = Path(init)
-    donor = read_summary(path if path.is_dir() else path.parent)
-    if not donor.get("args"):
-        return f"\n- Starting weights (`--init`): `{init}`, whose training run is not recorded."
-    minutes = donor["wall_seconds"] / 60
-    return (f"\n- Starting weights (`--init`): the run `{train_command(donor['args'])} -o {path if path.is_dir() else path.parent}`, "
-            f"{minutes:.1f} min for {donor['epochs_run']} epochs; {minutes + summary['wall_seconds'] / 60:.1f} min of training in all.")
+    return ("\n- Starting weights (`--init`): " + "; which started from ".join(steps)
+            + (f"; {total:.1f} min of training in all." if complete else "."))
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
