@@ -285,7 +285,8 @@ def _starting_weights_text(summary: dict[str, Any]) -> str:
             complete = False
             break
         path = Path(init)
-        run = (path if path.is_dir() else path.parent).resolve()
+        folder = path if path.is_dir() else path.parent
+        run = folder.resolve()
         donor = read_summary(run)
         if run in seen or not donor.get("args"):
             steps.append(f"`{init}`, whose training run is not recorded")
@@ -294,7 +295,7 @@ def _starting_weights_text(summary: dict[str, Any]) -> str:
         seen.add(run)
         minutes = donor["wall_seconds"] / 60
         total += minutes
-        steps.append(f"the run `{train_command(donor['args'])} -o {path if path.is_dir() else path.parent}`, "
+        steps.append(f"the run `{train_command(donor['args'])} -o {folder}`, "
                      f"{minutes:.1f} min for {donor['epochs_run']} epochs")
         init = donor["args"].get("init")
     if not steps:
