@@ -15,7 +15,7 @@ from emolive.models.preprocess import PreprocessSpec, preprocess_faces
 from emolive.models.temporal_info import read_temporal_info, temporal_head_path
 from emolive.realtime.smoothing import LstmSmoother, create_smoother
 from emolive.training.sequences import ViewJitter, jittered_view, plan_sequence, plan_sequences
-from emolive.training.temporal_metrics import flicker_rate, label_switches, latency_summary, transition_latencies
+from emolive.training.temporal_metrics import flicker_rate, label_switches, latency_summary, sustained_switches, transition_latencies
 
 torch = pytest.importorskip("torch")
 
@@ -171,6 +171,18 @@ def test_flicker_counts_switches_per_track_second():
     assert (switches, seconds) == (3, 1.0) and rate == pytest.approx(3.0)
 
 
+def test_the_flicker_floor_counts_changes_between_labels_held_long_enough():
+    # 0 held 4 frames, a 1-frame blip of 2, 0 again, then 1 held 3 frames, a 2-frame run of 3, 1 held 3 frames.
+    labels = [0, 0, 0, 0, 2, 0, 0, 1, 1, 1, 3, 3, 1, 1, 1]
+    assert label_switches(labels) == 5
+    assert sustained_switches(labels, 1) == 5
+    assert sustained_switches(labels, 2) == 3  # the blip goes and the two runs of 0 merge: 0, 1, 3, 1
+    assert sustained_switches(labels, 3) == 1  # the run of 3 goes too, and the two runs of 1 merge: 0 -> 1
+    assert sustained_switches(labels, 5) == 0 and sustained_switches([], 3) == 0
+    with pytest.raises(ValueError):
+        sustained_switches(labels, 0)
+
+
 def test_transition_latency_is_frames_until_the_output_follows():
     true = [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
     assert transition_latencies(true, [0, 0, 0, 0, 0, 1, 1, 2, 2, 2]) == [2, 0]
@@ -241,6 +253,9 @@ def test_train_and_eval_temporal_end_to_end(tiny_model, sample_bgr, tmp_path, mo
     assert set(rows) == {"none", "ema (alpha 0.5)", "lstm", "lstm + hysteresis 0.1, dwell 3"}
     assert all(row["frames"] == 6 and row["tracks"] >= 1 for row in rows.values())
     assert all(0.0 <= row["accuracy"] <= 1.0 and row["cost_ms_1"] > 0 for row in rows.values())
+    floor = result["flicker_floor"]
+    assert floor["raw_switches"] == rows["none"]["switches"] and 0 <= floor["sustained_switches"] <= floor["raw_switches"]
+    assert floor["min_run_frames"] == 6 and f"{floor['raw_switches']} label switches without smoothing" in table
 
     # A setting is chosen on PublicTest sequences: --split builds them from PublicTest stills.
     import emolive.training.evaluate as evaluate  # eval-temporal labels its stills through evaluate.ground_truth
@@ -405,6 +420,7 @@ EVAL_CASES = [
     (["--sequences", "0"], "--sequences must be at least 1, got 0"),
     (["--length", "0"], "--length must be at least 1, got 0"),
     (["--cost-frames", "0"], "--cost-frames must be at least 1, got 0"),
+    (["--sustained-frames", "0"], "--sustained-frames must be at least 1, got 0"),
     (["--views", "0"], "--views must be at least 1, got 0"),
     (["--occluded-views", "-1"], "--occluded-views must be at least 0, got -1"),
     (["--images", "-2"], "--images must be at least 0, got -2"),

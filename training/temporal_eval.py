@@ -6,7 +6,9 @@ as ``emo-live eval``; then each smoother exactly as the runtime runs it: one ``u
 track, on real videos: they go once through :class:`~emolive.realtime.pipeline.Recognizer` (detector,
 tracker, CNN), its smoother's calls are recorded, and every smoothing is replayed on exactly those calls
 (the pipeline never feeds smoothed output back, so this equals running it with that smoothing); (d) the
-smoother's own cost in ms per face per frame. Prints one markdown table; ``--json`` writes every figure.
+smoother's own cost in ms per face per frame; (e) the flicker floor of the real videos: how many of their raw label
+switches separate labels the CNN holds for ``--sustained-frames`` frames or more, which any smoother that follows
+such changes keeps. Prints one markdown table and the floor; ``--json`` writes every figure.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from emolive.models.errors import InputError
 from emolive.models.shipped import file_sha256, resolve_model_path
 from emolive.realtime.engines import OnnxRuntimeEngine
 from emolive.realtime.sinks import atomic_path, prepare_output
-from emolive.realtime.smoothing import Smoother, create_smoother
+from emolive.realtime.smoothing import NoSmoothing, Smoother, create_smoother
 from emolive.training.data import find_source
 from emolive.training.evaluate import ground_truth
 from emolive.training.ferplus import FERPLUS_FILE
 from emolive.training.sequences import (SequencePlan, ViewJitter, check_counts, gather, plan_sequences, require_two_classes,
                                         view_features)
-from emolive.training.temporal_metrics import flicker_rate, latency_summary, transition_latencies
+from emolive.training.temporal_metrics import flicker_rate, label_switches, latency_summary, sustained_switches, transition_latencies
 
 VIDEO_SUFFIXES = (".mp4", ".mov")
 
@@ -80,6 +82,8 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser.add_argument("--length", type=int, default=150, help="frames per synthetic sequence (default: %(default)s)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate the synthetic sequences stand for (default: %(default)s)")
     parser.add_argument("--detector", default="auto", help="face detector for the real videos (default: %(default)s)")
+    parser.add_argument("--sustained-frames", type=int, default=6,
+                        help="for the flicker floor: a change the CNN holds this many frames is one a smoother should follow (default: %(default)s)")
     parser.add_argument("--cost-frames", type=int, default=2000, help="frames timed per smoother for the cost figure (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
@@ -184,13 +188,14 @@ def record_videos(cnn_path: Path, videos: list[Path], detector: str, threads: in
     return recorded
 
 
-def video_flicker(smoother: Smoother, recorded: list[VideoCalls]) -> dict[str, Any]:
-    """Label switches per second per track of the displayed labels, replaying ``smoother`` on the recorded calls."""
-    tracks: list[list[int]] = []
-    seconds, switches, faces, frames = 0.0, 0, 0, 0
+def replay_tracks(smoother: Smoother, recorded: list[VideoCalls]) -> list[tuple[VideoCalls, list[list[int]], int, int]]:
+    """Replay ``smoother`` on each video's recorded calls: per video, each track's displayed labels, frame after frame,
+    and the frames and faces it saw."""
+    replayed = []
     for video in recorded:
         smoother.reset()
         per_track: dict[int, list[int]] = {}
+        frames = faces = 0
         for call in video.calls:
             if call is None:
                 smoother.reset()
@@ -201,12 +206,43 @@ def video_flicker(smoother: Smoother, recorded: list[VideoCalls]) -> dict[str, A
             shown = shown_labels(smoother, ids, smoother.update(ids, probs, active_ids, features=features)) if ids else []
             for track_id, label in zip(ids, shown):
                 per_track.setdefault(track_id, []).append(int(label))
-        _, n, s = flicker_rate(per_track.values(), video.fps)
-        switches, seconds = switches + n, seconds + s
-        tracks.extend(per_track.values())
+        replayed.append((video, list(per_track.values()), frames, faces))
     smoother.reset()
+    return replayed
+
+
+def video_flicker(smoother: Smoother, recorded: list[VideoCalls]) -> dict[str, Any]:
+    """Label switches per second per track of the displayed labels, replaying ``smoother`` on the recorded calls."""
+    seconds, switches, tracks, faces, frames = 0.0, 0, 0, 0, 0
+    for video, labels, video_frames, video_faces in replay_tracks(smoother, recorded):
+        _, n, s = flicker_rate(labels, video.fps)
+        switches, seconds, tracks = switches + n, seconds + s, tracks + len(labels)
+        frames, faces = frames + video_frames, faces + video_faces
     return {"flicker": switches / seconds if seconds else 0.0, "switches": switches, "track_seconds": seconds,
-            "tracks": len(tracks), "faces": faces, "frames": frames}
+            "tracks": tracks, "faces": faces, "frames": frames}
+
+
+def flicker_floor(recorded: list[VideoCalls], min_run: int) -> dict[str, Any]:
+    """How far smoothing can cut real-video flicker while following every label the CNN holds for ``min_run`` frames.
+
+    Of the raw (unsmoothed) label switches, ``sustained_switches`` separate runs of at least ``min_run`` frames;
+    any smoother that shows each such run makes at least that many, so ``max_cut`` bounds its flicker cut.
+    """
+    per_video: dict[str, dict[str, int]] = {}
+    for video, labels, _, _ in replay_tracks(NoSmoothing(), recorded):
+        per_video[video.video.name] = {"raw_switches": sum(label_switches(track) for track in labels),
+                                       "sustained_switches": sum(sustained_switches(track, min_run) for track in labels)}
+    raw = sum(v["raw_switches"] for v in per_video.values())
+    sustained = sum(v["sustained_switches"] for v in per_video.values())
+    return {"min_run_frames": min_run, "raw_switches": raw, "sustained_switches": sustained,
+            "max_cut": raw / sustained if sustained else float("inf"), "videos": per_video}
+
+
+def format_floor(floor: dict[str, Any]) -> str:
+    return (f"Real videos: {floor['raw_switches']} label switches without smoothing; {floor['sustained_switches']} of them separate labels "
+            f"the CNN holds for {floor['min_run_frames']} frames or more, so a smoother that follows every such change cuts flicker "
+            f"at most {floor['max_cut']:.1f}x. Per video, held / raw switches: "
+            + ", ".join(f"{name} {v['sustained_switches']} / {v['raw_switches']}" for name, v in floor["videos"].items()) + ".")
 
 
 def smoother_cost(smoother: Smoother, probs: np.ndarray, features: np.ndarray, faces: int, frames: int, seed: int) -> float:
@@ -247,7 +283,7 @@ def format_table(rows: list[dict[str, Any]], has_video: bool) -> str:
 def check_args(args: argparse.Namespace) -> list[SmoothingSetting]:
     """The settings to compare; out-of-range numbers and an unusable --json or --media are one-line errors before any work."""
     settings = settings_from(args.alphas, args.hysteresis, args.hysteresis_on, args.hysteresis_alpha)
-    check_counts(args, {"images": 0, "views": 1, "occluded_views": 0, "sequences": 1, "length": 1, "cost_frames": 1})
+    check_counts(args, {"images": 0, "views": 1, "occluded_views": 0, "sequences": 1, "length": 1, "cost_frames": 1, "sustained_frames": 1})
     if not args.fps > 0:
         raise InputError(f"--fps must be above 0 (the frame rate the synthetic sequences stand for), got {args.fps}")
     if args.json is not None:
@@ -301,6 +337,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "split": args.split, "label_set": label_set, "stills": int(len(labels)), "sequences": args.sequences, "length": args.length, "fps": args.fps,
         "views": args.views, "occluded_views": args.occluded_views, "true_label_switches_per_s": true_flicker},
         "videos": [str(v) for v in videos], "rows": rows, "table": format_table(rows, bool(videos))}
+    if recorded:
+        result["flicker_floor"] = flicker_floor(recorded, args.sustained_frames)
+        result["table"] += "\n\n" + format_floor(result["flicker_floor"])
     if args.json:
         write_json(result, args.json)
     return result

@@ -31,6 +31,24 @@ def flicker_rate(tracks: Iterable[Sequence[int] | np.ndarray], fps: float) -> tu
     return (switches / seconds if seconds else 0.0), switches, seconds
 
 
+def sustained_switches(labels: Sequence[int] | np.ndarray, min_run: int) -> int:
+    """Label changes between the runs that ``labels`` hold for at least ``min_run`` consecutive frames.
+
+    Shorter runs are dropped and equal neighbours then merged. A smoother that shows every such run's label
+    at some frame of that run visits them in order, so it makes at least this many switches on the track:
+    a floor on the flicker of any smoother that follows every change lasting ``min_run`` frames.
+    """
+    if min_run < 1:
+        raise ValueError(f"min_run must be at least 1 frame, got {min_run}")
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return 0
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    lengths = np.diff(np.r_[starts, len(labels)])
+    kept = labels[starts[lengths >= min_run]]
+    return label_switches(kept)
+
+
 def transition_latencies(true: Sequence[int] | np.ndarray, predicted: Sequence[int] | np.ndarray) -> list[int | None]:
     """For each change of the true label: frames from the change until the predicted label first equals
     the new true label (0 = on the change frame itself), or ``None`` if it never does before the next change."""
