@@ -235,13 +235,14 @@ def flicker_floor(recorded: list[VideoCalls], min_run: int) -> dict[str, Any]:
     raw = sum(v["raw_switches"] for v in per_video.values())
     sustained = sum(v["sustained_switches"] for v in per_video.values())
     return {"min_run_frames": min_run, "raw_switches": raw, "sustained_switches": sustained,
-            "max_cut": raw / sustained if sustained else float("inf"), "videos": per_video}
+            "max_cut": raw / sustained if sustained else None, "videos": per_video}  # None: no bound (valid JSON, unlike inf)
 
 
 def format_floor(floor: dict[str, Any]) -> str:
+    bound = "without limit" if floor["max_cut"] is None else f"at most {floor['max_cut']:.1f}x"
     return (f"Real videos: {floor['raw_switches']} label switches without smoothing; {floor['sustained_switches']} of them separate labels "
             f"the CNN holds for {floor['min_run_frames']} frames or more, so a smoother that follows every such change cuts flicker "
-            f"at most {floor['max_cut']:.1f}x. Per video, held / raw switches: "
+            f"{bound}. Per video, held / raw switches: "
             + ", ".join(f"{name} {v['sustained_switches']} / {v['raw_switches']}" for name, v in floor["videos"].items()) + ".")
 
 
