@@ -105,6 +105,6 @@ def test_bad_init_options_fail_in_one_line_before_any_run_folder(data, tmp_path,
     assert err == f"emo-live: error: --init {tmp_path / 'missing.safetensors'} does not exist; pass a shipped model name, a run folder or a .safetensors file"
     assert main(["train", "--data", str(data), "-o", str(run), "--model", "resnet18", "--init", "default", "--pretrained", "x.pth"]) == 2
     assert capsys.readouterr().err.strip() == "emo-live: error: --init and --pretrained both set the starting weights; pass one of them"
-    assert main(["train", "--data", str(data), "-o", str(run), "--init", "accurate"]) == 2
+    assert main(["train", "--data", str(data), "-o", str(run), "--init", "fer2013_ensemble_skd_m"]) == 2
     assert "is an ensemble; pass the .safetensors of one of its members" in capsys.readouterr().err
     assert not run.exists()
