@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmoliveError as exc:
         if args.debug:
             raise
-        print(f"emo-live: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"emo-live: error: {exc}\n")  # one write: under torchrun the ranks share this pipe
         return exc.exit_code
     except KeyboardInterrupt:
         print("emo-live: interrupted", file=sys.stderr)

@@ -476,7 +476,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         with distributed.process_group():  # a no-op unless started by torchrun with several processes
             main(parsed)
     except EmoliveError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"{PROG}: error: {exc}\n")  # one write: under torchrun the ranks share this pipe
         return exc.exit_code
     return 0
 
