@@ -122,6 +122,32 @@ def test_a_fine_tuned_runs_card_gives_the_command_behind_its_starting_weights(da
     assert f"{donor_minutes + tuned_minutes + again_minutes:.1f} min of training in all." in card
 
 
+def test_screen_scores_each_view_set_on_publictest_only_and_writes_nothing(data, tmp_path, capsys, monkeypatch):
+    import emolive.training.release as release_module
+
+    run = _train(data, tmp_path / "run", 2)
+    splits_read: list[str] = []
+    load = release_module.load_fer2013
+    monkeypatch.setattr(release_module, "load_fer2013", lambda path, split: splits_read.append(split) or load(path, split))
+    dest = tmp_path / "weights"
+    screened = release([str(run), "--data", str(data), "--screen", "--tta", "none,hflip", "--dest", str(dest)])
+    assert splits_read == ["PublicTest"] and not dest.exists()
+    printed = capsys.readouterr().out
+    for tta, acc in screened["public_test_accuracy_by_tta"].items():
+        assert f"PublicTest {tta}: {acc:.4f}" in printed
+
+    # The same figures the release of that run records, computed the same way.
+    shipped = release([str(run), "--data", str(data), "--name", "tiny_s", "--dest", str(dest), "--tta", "none,hflip"])
+    assert screened["public_test_accuracy_by_tta"] == {tta: shipped["metrics"][f"public_test_accuracy_tta_{tta}"] for tta in ("none", "hflip")}
+    capsys.readouterr()
+
+
+def test_release_without_a_name_asks_for_one_or_for_screen(data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        release([str(tmp_path), "--data", str(data)])
+    assert exit_info.value.code == 2 and "--name is required to ship a model (or pass --screen" in capsys.readouterr().err
+
+
 def test_release_needs_exactly_one_source(data, tmp_path):
     with pytest.raises(SystemExit):
         release(["--data", str(data), "--name", "x", "--dest", str(tmp_path)])

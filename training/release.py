@@ -7,6 +7,9 @@ card) into ``models/weights/`` and records the ONNX file's sha256 in ``manifest.
 
 ``--ensemble A.safetensors B.safetensors ...`` ships the probability average of trained members instead
 of one run (see :mod:`emolive.models.ensemble`); its card points at the members' cards for their training.
+
+``--screen`` stops after the PublicTest comparison of the ``--tta`` modes: it prints one accuracy per mode, writes
+nothing and leaves PrivateTest untouched, so a candidate that is not shipped is never scored on the test split.
 """
 
 from __future__ import annotations
@@ -19,22 +22,25 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emolive.calibration.temperature import expected_calibration_error, fit_temperature
 from emolive.models.checkpoint import load_model, save_weights
 from emolive.models.errors import EmoliveError, InputError
-from emolive.models.info import TTA_MODES
+from emolive.models.info import TTA_MODES, ModelInfo
 from emolive.models.labels import label_set_name
 from emolive.models.onnx_io import export_onnx
 from emolive.models.shipped import file_sha256, weights_dir
 from emolive.models.temporal_info import temporal_head_path
 from emolive.realtime.benchmark import engine_ms_per_face
 from emolive.realtime.engines import OnnxRuntimeEngine, softmax
-from emolive.training.data import load_fer2013
+from emolive.training.data import FerSplit, load_fer2013
 from emolive.training.evaluate import evaluate_model, ferplus_majority_split, predict_split
+
+if TYPE_CHECKING:
+    from torch import nn
 
 _TRAIN_RUN_ONLY = {"resume", "no_export", "output", "threads", "margin"}  # how a run was driven, not what it learned
 _TRAIN_ALWAYS = {"data", "model", "epochs", "lr"}
@@ -116,27 +122,9 @@ def read_run(run: Path) -> dict[str, Any]:
     return summary
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, nargs="?", help="training run folder (best.safetensors, summary.json, history.json)")
-    parser.add_argument("--ensemble", type=Path, nargs="+", metavar="SAFETENSORS",
-                        help="ship the ensemble of these trained members instead of a run folder")
-    parser.add_argument("--data", required=True, help="FER2013 data for the PublicTest/PrivateTest figures")
-    parser.add_argument("--name", required=True, help="file stem of the shipped model")
-    parser.add_argument("--alias", action="append", default=[], help="also ship under this name (e.g. default)")
-    parser.add_argument("--dest", type=Path, default=None, help="weights folder (default: the package's models/weights)")
-    parser.add_argument("--tta", type=tta_candidates, default="auto",
-                        help="test-time augmentation: one of none, hflip, hflip_zoom, or several separated by commas to keep the "
-                             "best on PublicTest (ties go to the cheaper); auto = none,hflip (default: %(default)s)")
-    parser.add_argument("--weights-fp16", action="store_true",
-                        help="store the weights as float16 in both files (half the size; inference still computes in float32)")
-    parser.add_argument("--margin", type=float, default=None,
-                        help="detector-box crop margin to record (FER2013 images are whole crops, so training does not use it)")
-    args = parser.parse_args(argv)
-
-    if (args.run is None) == (args.ensemble is None):
-        parser.error("give a training run folder or --ensemble MEMBER.safetensors ..., not both")
-    dest = args.dest or weights_dir()
+def load_candidate(args: argparse.Namespace) -> tuple[nn.Module, ModelInfo, dict[str, Any] | None]:
+    """The model to ship (a run's best checkpoint or an ensemble of members), its info with ``--margin`` applied, and
+    the run's summary (None for an ensemble)."""
     if args.ensemble:
         from emolive.models.ensemble import ensemble_from_files
 
@@ -147,17 +135,71 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model, info = load_model(args.run / "best.safetensors")
     if args.margin is not None:
         info = replace(info, preprocess=replace(info.preprocess, margin=args.margin))
+    return model, info, summary
+
+
+def public_logits_by_tta(model: nn.Module, info: ModelInfo, public_split: FerSplit, modes: Sequence[str], staging: Path,
+                         weights_fp16: bool) -> dict[str, np.ndarray]:
+    """PublicTest logits of ``model`` exported with each test-time augmentation in ``modes`` (at T = 1)."""
+    logits: dict[str, np.ndarray] = {}
+    for tta in modes:
+        export_onnx(model, replace(info, temperature=1.0, test_time_augmentation=tta), staging, weights_fp16=weights_fp16)
+        with OnnxRuntimeEngine(staging) as engine:
+            logits[tta] = predict_split(engine, public_split, logits=True, progress=False)
+    return logits
+
+
+def screen(args: argparse.Namespace) -> dict[str, Any]:
+    """``--screen``: PublicTest accuracy of the candidate under each ``--tta`` mode; nothing written, PrivateTest unread."""
+    import tempfile
+
+    model, info, _ = load_candidate(args)
+    public_split = load_fer2013(args.data, "PublicTest")
+    if label_set_name(info.labels) == "ferplus":
+        public_split = ferplus_majority_split(public_split, args.data)
+    with tempfile.TemporaryDirectory() as tmp:
+        logits = public_logits_by_tta(model, info, public_split, args.tta, Path(tmp) / "screen.onnx", args.weights_fp16)
+    accuracy = {tta: round(float((values.argmax(1) == public_split.labels).mean()), 4) for tta, values in logits.items()}
+    for tta, acc in accuracy.items():
+        print(f"PublicTest {tta}: {acc:.4f}")
+    return {"public_test_accuracy_by_tta": accuracy}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, nargs="?", help="training run folder (best.safetensors, summary.json, history.json)")
+    parser.add_argument("--ensemble", type=Path, nargs="+", metavar="SAFETENSORS",
+                        help="ship the ensemble of these trained members instead of a run folder")
+    parser.add_argument("--data", required=True, help="FER2013 data for the PublicTest/PrivateTest figures")
+    parser.add_argument("--name", help="file stem of the shipped model (required unless --screen)")
+    parser.add_argument("--alias", action="append", default=[], help="also ship under this name (e.g. default)")
+    parser.add_argument("--dest", type=Path, default=None, help="weights folder (default: the package's models/weights)")
+    parser.add_argument("--tta", type=tta_candidates, default="auto",
+                        help="test-time augmentation: one of none, hflip, hflip_zoom, or several separated by commas to keep the "
+                             "best on PublicTest (ties go to the cheaper); auto = none,hflip (default: %(default)s)")
+    parser.add_argument("--weights-fp16", action="store_true",
+                        help="store the weights as float16 in both files (half the size; inference still computes in float32)")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="detector-box crop margin to record (FER2013 images are whole crops, so training does not use it)")
+    parser.add_argument("--screen", action="store_true",
+                        help="only print PublicTest accuracy for each --tta mode: write nothing, do not evaluate PrivateTest")
+    args = parser.parse_args(argv)
+
+    if (args.run is None) == (args.ensemble is None):
+        parser.error("give a training run folder or --ensemble MEMBER.safetensors ..., not both")
+    if args.name is None and not args.screen:
+        parser.error("--name is required to ship a model (or pass --screen to compare on PublicTest only)")
+    if args.screen:
+        return screen(args)
+    dest = args.dest or weights_dir()
+    model, info, summary = load_candidate(args)
     staging = dest / f".{args.name}.staging.onnx"
     public_split, private_split = load_fer2013(args.data, "PublicTest"), load_fer2013(args.data, "PrivateTest")
     if label_set_name(info.labels) == "ferplus":  # an 8-class FER+ model is selected and reported on FER+ majority labels
         public_split, private_split = ferplus_majority_split(public_split, args.data), ferplus_majority_split(private_split, args.data)
 
     # Model selection on PublicTest only: which of the --tta modes (argparse has parsed even the default into a tuple).
-    public_logits: dict[str, np.ndarray] = {}
-    for tta in args.tta:
-        export_onnx(model, replace(info, temperature=1.0, test_time_augmentation=tta), staging, weights_fp16=args.weights_fp16)
-        with OnnxRuntimeEngine(staging) as engine:
-            public_logits[tta] = predict_split(engine, public_split, logits=True, progress=False)
+    public_logits = public_logits_by_tta(model, info, public_split, args.tta, staging, args.weights_fp16)
     public_by_tta = {tta: float((logits.argmax(1) == public_split.labels).mean()) for tta, logits in public_logits.items()}
     chosen = max(public_by_tta, key=lambda tta: (public_by_tta[tta], -TTA_MODES.index(tta)))
     temperature, calibration = choose_temperature(public_logits[chosen], public_split.labels)
