@@ -138,6 +138,17 @@ def load_candidate(args: argparse.Namespace) -> tuple[nn.Module, ModelInfo, dict
     return model, info, summary
 
 
+def scoring_split(info: ModelInfo, data: str, split: str) -> FerSplit:
+    """A FER2013 split as the model is scored on it: an 8-class FER+ model on FER+ majority labels."""
+    images = load_fer2013(data, split)
+    return ferplus_majority_split(images, data) if label_set_name(info.labels) == "ferplus" else images
+
+
+def accuracy_by_tta(logits: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, float]:
+    """Top-1 accuracy of each test-time augmentation's logits."""
+    return {tta: float((values.argmax(1) == labels).mean()) for tta, values in logits.items()}
+
+
 def public_logits_by_tta(model: nn.Module, info: ModelInfo, public_split: FerSplit, modes: Sequence[str], staging: Path,
                          weights_fp16: bool) -> dict[str, np.ndarray]:
     """PublicTest logits of ``model`` exported with each test-time augmentation in ``modes`` (at T = 1)."""
@@ -154,12 +165,10 @@ def screen(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
     model, info, _ = load_candidate(args)
-    public_split = load_fer2013(args.data, "PublicTest")
-    if label_set_name(info.labels) == "ferplus":
-        public_split = ferplus_majority_split(public_split, args.data)
+    public_split = scoring_split(info, args.data, "PublicTest")
     with tempfile.TemporaryDirectory() as tmp:
         logits = public_logits_by_tta(model, info, public_split, args.tta, Path(tmp) / "screen.onnx", args.weights_fp16)
-    accuracy = {tta: round(float((values.argmax(1) == public_split.labels).mean()), 4) for tta, values in logits.items()}
+    accuracy = {tta: round(acc, 4) for tta, acc in accuracy_by_tta(logits, public_split.labels).items()}
     for tta, acc in accuracy.items():
         print(f"PublicTest {tta}: {acc:.4f}")
     return {"public_test_accuracy_by_tta": accuracy}
@@ -194,13 +203,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dest = args.dest or weights_dir()
     model, info, summary = load_candidate(args)
     staging = dest / f".{args.name}.staging.onnx"
-    public_split, private_split = load_fer2013(args.data, "PublicTest"), load_fer2013(args.data, "PrivateTest")
-    if label_set_name(info.labels) == "ferplus":  # an 8-class FER+ model is selected and reported on FER+ majority labels
-        public_split, private_split = ferplus_majority_split(public_split, args.data), ferplus_majority_split(private_split, args.data)
+    public_split, private_split = scoring_split(info, args.data, "PublicTest"), scoring_split(info, args.data, "PrivateTest")
 
     # Model selection on PublicTest only: which of the --tta modes (argparse has parsed even the default into a tuple).
     public_logits = public_logits_by_tta(model, info, public_split, args.tta, staging, args.weights_fp16)
-    public_by_tta = {tta: float((logits.argmax(1) == public_split.labels).mean()) for tta, logits in public_logits.items()}
+    public_by_tta = accuracy_by_tta(public_logits, public_split.labels)
     chosen = max(public_by_tta, key=lambda tta: (public_by_tta[tta], -TTA_MODES.index(tta)))
     temperature, calibration = choose_temperature(public_logits[chosen], public_split.labels)
 
