@@ -123,12 +123,12 @@ def test_a_fine_tuned_runs_card_gives_the_command_behind_its_starting_weights(da
 
 
 def test_screen_scores_each_view_set_on_publictest_only_and_writes_nothing(data, tmp_path, capsys, monkeypatch):
-    import emolive.training.release as release_module
+    import emolive.training.evaluate as evaluate_module
 
     run = _train(data, tmp_path / "run", 2)
     splits_read: list[str] = []
-    load = release_module.load_fer2013
-    monkeypatch.setattr(release_module, "load_fer2013", lambda path, split: splits_read.append(split) or load(path, split))
+    load = evaluate_module.load_fer2013
+    monkeypatch.setattr(evaluate_module, "load_fer2013", lambda path, split: splits_read.append(split) or load(path, split))
     dest = tmp_path / "weights"
     screened = release([str(run), "--data", str(data), "--screen", "--tta", "none,hflip", "--dest", str(dest)])
     assert splits_read == ["PublicTest"] and not dest.exists()

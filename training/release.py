@@ -36,8 +36,8 @@ from emolive.models.shipped import file_sha256, weights_dir
 from emolive.models.temporal_info import temporal_head_path
 from emolive.realtime.benchmark import engine_ms_per_face
 from emolive.realtime.engines import OnnxRuntimeEngine, softmax
-from emolive.training.data import FerSplit, load_fer2013
-from emolive.training.evaluate import evaluate_model, ferplus_majority_split, predict_split
+from emolive.training.data import FerSplit
+from emolive.training.evaluate import evaluate_model, ground_truth, predict_split
 
 if TYPE_CHECKING:
     from torch import nn
@@ -138,12 +138,6 @@ def load_candidate(args: argparse.Namespace) -> tuple[nn.Module, ModelInfo, dict
     return model, info, summary
 
 
-def scoring_split(info: ModelInfo, data: str, split: str) -> FerSplit:
-    """A FER2013 split as the model is scored on it: an 8-class FER+ model on FER+ majority labels."""
-    images = load_fer2013(data, split)
-    return ferplus_majority_split(images, data) if label_set_name(info.labels) == "ferplus" else images
-
-
 def accuracy_by_tta(logits: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, float]:
     """Top-1 accuracy of each test-time augmentation's logits."""
     return {tta: float((values.argmax(1) == labels).mean()) for tta, values in logits.items()}
@@ -165,7 +159,7 @@ def screen(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
     model, info, _ = load_candidate(args)
-    public_split = scoring_split(info, args.data, "PublicTest")
+    public_split = ground_truth(info, args.data, "PublicTest")[0]
     with tempfile.TemporaryDirectory() as tmp:
         logits = public_logits_by_tta(model, info, public_split, args.tta, Path(tmp) / "screen.onnx", args.weights_fp16)
     accuracy = {tta: round(acc, 4) for tta, acc in accuracy_by_tta(logits, public_split.labels).items()}
@@ -203,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dest = args.dest or weights_dir()
     model, info, summary = load_candidate(args)
     staging = dest / f".{args.name}.staging.onnx"
-    public_split, private_split = scoring_split(info, args.data, "PublicTest"), scoring_split(info, args.data, "PrivateTest")
+    public_split, private_split = ground_truth(info, args.data, "PublicTest")[0], ground_truth(info, args.data, "PrivateTest")[0]
 
     # Model selection on PublicTest only: which of the --tta modes (argparse has parsed even the default into a tuple).
     public_logits = public_logits_by_tta(model, info, public_split, args.tta, staging, args.weights_fp16)
