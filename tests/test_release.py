@@ -16,6 +16,7 @@ from emolive.calibration.temperature import expected_calibration_error  # noqa: 
 from emolive.models.onnx_io import read_onnx_info  # noqa: E402
 from emolive.models.shipped import file_sha256  # noqa: E402
 from emolive.realtime.engines import softmax  # noqa: E402
+from emolive.training.data import load_fer2013  # noqa: E402
 from emolive.training.evaluate import evaluate_model  # noqa: E402
 from emolive.training.release import choose_temperature, main as release  # noqa: E402
 from emolive.training.train import get_args_parser, main as train  # noqa: E402
@@ -140,6 +141,49 @@ def test_screen_scores_each_view_set_on_publictest_only_and_writes_nothing(data,
     shipped = release([str(run), "--data", str(data), "--name", "tiny_s", "--dest", str(dest), "--tta", "none,hflip"])
     assert screened["public_test_accuracy_by_tta"] == {tta: shipped["metrics"][f"public_test_accuracy_tta_{tta}"] for tta in ("none", "hflip")}
     capsys.readouterr()
+
+
+def test_screen_against_a_model_counts_the_images_only_one_gets_right(data, tmp_path, capsys):
+    runs = [_train(data, tmp_path / f"run{seed}", seed) for seed in (3, 4)]
+    dest = tmp_path / "weights"
+    shipped = release([str(runs[0]), "--data", str(data), "--name", "tiny_ref", "--dest", str(dest), "--tta", "hflip"])
+    reference = dest / "tiny_ref.onnx"
+    capsys.readouterr()
+
+    # The shipped file of the same run with the same views predicts the same classes: nothing to test, p = 1.
+    same = release([str(runs[0]), "--data", str(data), "--screen", "--tta", "hflip", "--against", str(reference)])
+    assert same["against"]["public_test_accuracy"] == shipped["metrics"]["public_test_accuracy"]
+    assert same["against"]["paired"]["hflip"] == {"right_only_here": 0, "right_only_there": 0, "mcnemar_p": 1.0}
+
+    # Another run: the accuracy gap is exactly the discordant images' difference, and each line says so.
+    other = release([str(runs[1]), "--data", str(data), "--screen", "--tta", "none,hflip", "--against", str(reference)])
+    printed = capsys.readouterr().out
+    n = len(load_fer2013(data, "PublicTest"))
+    for tta, pair in other["against"]["paired"].items():
+        gap = other["public_test_accuracy_by_tta"][tta] - other["against"]["public_test_accuracy"]
+        assert gap == pytest.approx((pair["right_only_here"] - pair["right_only_there"]) / n, abs=2e-4)
+        assert 0.0 < pair["mcnemar_p"] <= 1.0
+        assert (f"PublicTest {tta}: {other['public_test_accuracy_by_tta'][tta]:.4f}  vs {reference} "
+                f"{other['against']['public_test_accuracy']:.4f}: right only here {pair['right_only_here']}, "
+                f"only there {pair['right_only_there']}, McNemar p = {pair['mcnemar_p']:.3f}") in printed
+    assert any(pair["right_only_here"] + pair["right_only_there"] for pair in other["against"]["paired"].values())
+
+    with pytest.raises(SystemExit) as exit_info:
+        release([str(runs[1]), "--data", str(data), "--name", "x", "--against", str(reference)])
+    assert exit_info.value.code == 2 and "--against compares candidates on PublicTest only; add --screen" in capsys.readouterr().err
+
+
+def test_paired_comparison_is_the_exact_mcnemar_test():
+    from emolive.training.release import paired_comparison
+
+    labels = np.zeros(40, dtype=int)
+    ours = np.zeros(40, dtype=int)
+    theirs = np.zeros(40, dtype=int)
+    ours[:2] = 1      # 2 images only the reference gets right
+    theirs[2:12] = 1  # 10 images only the candidate gets right
+    pair = paired_comparison(ours, theirs, labels)
+    # Two-sided binomial test of 10 of 12 at 1/2: 2 * (C(12,0) + C(12,1) + C(12,2)) / 2**12 = 158 / 4096.
+    assert pair == {"right_only_here": 10, "right_only_there": 2, "mcnemar_p": round(158 / 4096, 4)}
 
 
 def test_release_without_a_name_asks_for_one_or_for_screen(data, tmp_path, capsys):

@@ -10,6 +10,8 @@ of one run (see :mod:`emolive.models.ensemble`); its card points at the members'
 
 ``--screen`` stops after the PublicTest comparison of the ``--tta`` modes: it prints one accuracy per mode, writes
 nothing and leaves PrivateTest untouched, so a candidate that is not shipped is never scored on the test split.
+With ``--against MODEL`` it also compares the candidate with MODEL image by image on PublicTest (exact McNemar test),
+which tells a real gain from a few images' luck before anything is shipped.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from emolive.models.errors import EmoliveError, InputError
 from emolive.models.info import TTA_MODES, ModelInfo
 from emolive.models.labels import label_set_name
 from emolive.models.onnx_io import export_onnx
-from emolive.models.shipped import file_sha256, weights_dir
+from emolive.models.shipped import file_sha256, resolve_model_path, weights_dir
 from emolive.models.temporal_info import temporal_head_path
 from emolive.realtime.benchmark import engine_ms_per_face
 from emolive.realtime.engines import OnnxRuntimeEngine, softmax
@@ -154,18 +156,53 @@ def public_logits_by_tta(model: nn.Module, info: ModelInfo, public_split: FerSpl
     return logits
 
 
+def paired_comparison(ours: np.ndarray, theirs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Two classifiers' predicted classes on the same images, compared image by image.
+
+    Counts the images only one of them gets right and tests whether that split could be chance: the exact McNemar
+    test, a two-sided binomial test on those discordant images (p = 1 when there are none).
+    """
+    from scipy.stats import binomtest
+
+    ours_right, theirs_right = ours == labels, theirs == labels
+    only_ours, only_theirs = int((ours_right & ~theirs_right).sum()), int((theirs_right & ~ours_right).sum())
+    p_value = binomtest(only_ours, only_ours + only_theirs).pvalue if only_ours + only_theirs else 1.0
+    return {"right_only_here": only_ours, "right_only_there": only_theirs, "mcnemar_p": round(float(p_value), 4)}
+
+
+def reference_predictions(model: str, info: ModelInfo, split: FerSplit) -> np.ndarray:
+    """``--against``: the predicted class of the reference ``model`` (a shipped name or an ONNX path) for each image."""
+    with OnnxRuntimeEngine(resolve_model_path(model)) as engine:
+        if engine.info.labels != info.labels:
+            raise InputError(f"--against {model} predicts {', '.join(engine.info.labels)}, the candidate "
+                             f"{', '.join(info.labels)}; compare with a model of the same labels")
+        return predict_split(engine, split, progress=False).argmax(1)
+
+
 def screen(args: argparse.Namespace) -> dict[str, Any]:
-    """``--screen``: PublicTest accuracy of the candidate under each ``--tta`` mode; nothing written, PrivateTest unread."""
+    """``--screen``: PublicTest accuracy of the candidate under each ``--tta`` mode, and with ``--against`` its paired
+    comparison with that model; nothing written, PrivateTest unread."""
     import tempfile
 
     model, info, _ = load_candidate(args)
     public_split = ground_truth(info, args.data, "PublicTest")[0]
+    theirs = reference_predictions(args.against, info, public_split) if args.against else None
     with tempfile.TemporaryDirectory() as tmp:
         logits = public_logits_by_tta(model, info, public_split, args.tta, Path(tmp) / "screen.onnx", args.weights_fp16)
     accuracy = {tta: round(acc, 4) for tta, acc in accuracy_by_tta(logits, public_split.labels).items()}
+    result: dict[str, Any] = {"public_test_accuracy_by_tta": accuracy}
+    if theirs is not None:
+        their_accuracy = float((theirs == public_split.labels).mean())
+        paired = {tta: paired_comparison(values.argmax(1), theirs, public_split.labels) for tta, values in logits.items()}
+        result["against"] = {"model": args.against, "public_test_accuracy": round(their_accuracy, 4), "paired": paired}
     for tta, acc in accuracy.items():
-        print(f"PublicTest {tta}: {acc:.4f}")
-    return {"public_test_accuracy_by_tta": accuracy}
+        line = f"PublicTest {tta}: {acc:.4f}"
+        if theirs is not None:
+            pair = result["against"]["paired"][tta]
+            line += (f"  vs {args.against} {their_accuracy:.4f}: right only here {pair['right_only_here']}, "
+                     f"only there {pair['right_only_there']}, McNemar p = {pair['mcnemar_p']:.3f}")
+        print(line)
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -186,12 +223,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="detector-box crop margin to record (FER2013 images are whole crops, so training does not use it)")
     parser.add_argument("--screen", action="store_true",
                         help="only print PublicTest accuracy for each --tta mode: write nothing, do not evaluate PrivateTest")
+    parser.add_argument("--against", metavar="MODEL",
+                        help="with --screen: also compare each mode with MODEL (a shipped name such as accurate, or an ONNX "
+                             "file) image by image on PublicTest, with the exact McNemar test")
     args = parser.parse_args(argv)
 
     if (args.run is None) == (args.ensemble is None):
         parser.error("give a training run folder or --ensemble MEMBER.safetensors ..., not both")
     if args.name is None and not args.screen:
         parser.error("--name is required to ship a model (or pass --screen to compare on PublicTest only)")
+    if args.against and not args.screen:
+        parser.error("--against compares candidates on PublicTest only; add --screen")
     if args.screen:
         return screen(args)
     dest = args.dest or weights_dir()
