@@ -55,22 +55,31 @@ class BaselineCNN(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 conv + BN layers with an identity (or 1x1 projection) shortcut, ReLU after the sum."""
+    """Two 3x3 conv + BN layers with an identity (or 1x1 projection) shortcut, ReLU after the sum.
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    ``se_reduction`` > 0 adds squeeze-and-excitation (torchvision's ``SqueezeExcitation``) on the residual branch,
+    before the sum: a global-average-pooled channel gate with ``max(8, out_channels // se_reduction)`` hidden units.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, *, se_reduction: int = 0) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
+        self.se: nn.Module = nn.Identity()
+        if se_reduction > 0:
+            from torchvision.ops import SqueezeExcitation  # only SE networks need torchvision
+
+            self.se = SqueezeExcitation(out_channels, max(8, out_channels // se_reduction))
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.se(self.bn2(self.conv2(out)))
         return self.relu(out + self.shortcut(x))
 
 
@@ -80,18 +89,22 @@ class FaceResNet(nn.Module):
     A 3x3 stem at full resolution, then one stage per entry of ``widths``/``depths``; every stage starts
     with a stride-2 block, so four stages take 48 -> 24 -> 12 -> 6 -> 3. Global average pooling gives the
     ``num_features``-long vector that ``forward_features`` returns; the head is dropout + linear.
+    ``se_reduction`` > 0 gives every block a squeeze-and-excitation gate (see :class:`BasicBlock`); 0 leaves it out.
     """
 
     def __init__(self, num_classes: int = 7, *, widths: Sequence[int] = (64, 128, 256, 512), depths: Sequence[int] = (2, 2, 2, 2),
-                 stem: int = 32, dropout: float = 0.3, in_channels: int = 1) -> None:
+                 stem: int = 32, dropout: float = 0.3, in_channels: int = 1, se_reduction: int = 0) -> None:
         super().__init__()
         if len(widths) != len(depths) or not widths:
             raise ValueError(f"widths and depths need one entry per stage, got {tuple(widths)} and {tuple(depths)}")
+        if se_reduction < 0:
+            raise ValueError(f"se_reduction must be 0 (no squeeze-and-excitation) or positive, got {se_reduction}")
         self.stem = conv_bn_relu(in_channels, stem)
         stages: list[nn.Module] = []
         channels = stem
         for width, depth in zip(widths, depths):
-            blocks = [BasicBlock(channels, width, stride=2)] + [BasicBlock(width, width) for _ in range(depth - 1)]
+            blocks = [BasicBlock(channels, width, stride=2, se_reduction=se_reduction)]
+            blocks += [BasicBlock(width, width, se_reduction=se_reduction) for _ in range(depth - 1)]
             stages.append(nn.Sequential(*blocks))
             channels = width
         self.stages = nn.Sequential(*stages)

@@ -104,6 +104,29 @@ def test_loading_weights_into_the_wrong_label_count_fails_clearly(tmp_path):
         load_model(tmp_path / "w.safetensors")
 
 
+def test_squeeze_excitation_option_gates_every_block_and_round_trips(tmp_path):
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    kwargs = {"widths": [8, 16], "depths": [1, 2], "stem": 8, "se_reduction": 4}
+    model = create_model("face_resnet_s", num_classes=7, **kwargs).eval()
+    plain = create_model("face_resnet_s", num_classes=7, **{**kwargs, "se_reduction": 0})
+    gates = [m for m in model.modules() if type(m).__name__ == "SqueezeExcitation"]
+    assert len(gates) == 3  # one per residual block
+    assert sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in plain.parameters())
+    info = ModelInfo(arch="face_resnet_s", labels=EMOTIONS, arch_kwargs=kwargs)
+    save_weights(model, info, tmp_path / "se.safetensors")
+    loaded, _ = load_model(tmp_path / "se.safetensors")
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        expected = model(x).numpy()
+        np.testing.assert_allclose(loaded(x).numpy(), expected, atol=1e-5)
+    session = ort.InferenceSession(str(export_onnx(loaded, info, tmp_path / "se.onnx")), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], expected, atol=1e-4)
+    with pytest.raises(ValueError, match="se_reduction must be 0"):
+        create_model("face_resnet_s", num_classes=7, se_reduction=-1)
+
+
 @pytest.mark.parametrize(("arch", "arch_kwargs", "reason"), [
     ("baseline_cnn", {**TINY, "bogus": 1}, "unexpected keyword argument 'bogus'"),  # TypeError in the constructor
     ("baseline_cnn", {**TINY, "widths": [4, 8]}, "widths must have 3 entries"),  # ValueError in the constructor
