@@ -104,8 +104,12 @@ def test_backbone_learning_rate_scale_and_freezing():
     assert model.head.training and not model.features.training
 
 
-def test_precision_choice():
+def test_precision_choice(monkeypatch):
+    monkeypatch.setattr(recipe, "cpu_has_fast_bf16", lambda: True)
     assert recipe.resolve_precision(torch.device("cpu"), "auto") == "bf16"
+    monkeypatch.setattr(recipe, "cpu_has_fast_bf16", lambda: False)  # e.g. an AVX2-only CPU: bf16 is emulated there
+    assert recipe.resolve_precision(torch.device("cpu"), "auto") == "fp32"
+    assert recipe.resolve_precision(torch.device("cpu"), "bf16") == "bf16"  # an explicit choice is kept
     assert recipe.resolve_precision(torch.device("cuda"), "auto") == "fp16"
     assert recipe.grad_scaler(torch.device("cpu"), "auto") is None
     with pytest.raises(InputError, match="needs a CUDA GPU"):

@@ -51,6 +51,25 @@ def test_train_resume_export_and_eval(data, tmp_path, capsys):
     assert (tmp_path / "again.onnx").is_file()
 
 
+@pytest.mark.parametrize("fast_bf16, precision", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16_kernels(data, tmp_path, monkeypatch, capsys, fast_bf16, precision):
+    if torch.cuda.is_available():
+        pytest.skip("trains on CUDA here, where auto means fp16")
+    monkeypatch.setattr(train_module.recipe, "cpu_has_fast_bf16", lambda: fast_bf16)
+    summary = train_main(_args(data, tmp_path / "run", "--model", "mlp", "--limit", "64", "--epochs", "1"))
+    assert summary["precision"] == precision
+    assert f"precision {precision} on cpu\n" in capsys.readouterr().out
+
+
+def test_explicit_bf16_on_a_cpu_without_native_kernels_is_kept_with_a_note(data, tmp_path, monkeypatch, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("trains on CUDA here")
+    monkeypatch.setattr(train_module.recipe, "cpu_has_fast_bf16", lambda: False)
+    summary = train_main(_args(data, tmp_path / "run", "--model", "mlp", "--limit", "64", "--epochs", "1", "--precision", "bf16"))
+    assert summary["precision"] == "bf16"
+    assert "no native bf16 kernels, so --precision fp32 (or auto) trains far faster here" in capsys.readouterr().out
+
+
 # -- resume continues exactly where the run stopped -----------------------------------------------
 
 RESUMABLE = ["--model", "mlp", "--limit", "256", "--epochs", "3", "--batch-size", "64", "--lr", "1e-3"]  # mlp: dropout 0.3; augmentation and EMA on
