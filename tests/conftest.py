@@ -119,3 +119,13 @@ def learnable_fer_csv(path: Path, n: int = 420) -> Path:
         rows.append(f"{label},{' '.join(map(str, np.clip(image, 0, 255).astype(np.uint8).ravel()))},{usage}")
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def int8_weight_range(path: Path) -> tuple[int, int]:
+    """The smallest and largest value of the int8 initializers (weights and their zero points) of an ONNX file."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    weights = [numpy_helper.to_array(t) for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    return min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)

@@ -14,7 +14,7 @@ from emolive.calibration.int8 import (  # noqa: E402
     read_model_info, stratified_indices,
 )
 from emolive.realtime.engines import OnnxRuntimeEngine  # noqa: E402
-from conftest import learnable_fer_csv  # noqa: E402
+from conftest import int8_weight_range, learnable_fer_csv  # noqa: E402
 
 
 def _faces(n, seed=0):
@@ -55,6 +55,15 @@ def test_quantized_model_keeps_metadata_and_runs_in_the_engine(tmp_path, tiny_mo
         expected, got = reference.logits(x), quantized.logits(x)
     spread = expected.max() - expected.min()
     assert np.abs(got - expected).max() < 0.1 * spread  # close to FP32, not merely the right shape
+
+
+def test_cpu_files_keep_weights_in_seven_bits_and_tensorrt_files_in_eight(tmp_path, tiny_model):
+    """ONNX Runtime's U8S8 kernels on x86 CPUs without VNNI (AVX2) add pairs of uint8 x int8 products in 16 bits,
+    which full-range weights overflow; weights in [-64, 64] cannot (255 * 64 * 2 < 2**15)."""
+    low, high = int8_weight_range(quantize_int8(tiny_model, tmp_path / "cpu.onnx", _faces(20), CPU_SETTINGS))
+    assert -64 <= low and high <= 64 and max(-low, high) == 64  # the whole 7-bit range in use
+    low, high = int8_weight_range(quantize_int8(tiny_model, tmp_path / "trt.onnx", _faces(20), TENSORRT_SETTINGS))
+    assert max(-low, high) == 127  # TensorRT computes in 32 bits: symmetric 8-bit weights
 
 
 def test_conv_layers_run_as_int8_kernels(tmp_path, tiny_model):

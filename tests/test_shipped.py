@@ -10,7 +10,9 @@ from emolive.models.checkpoint import read_weights_info
 from emolive.models.errors import ModelError
 from emolive.models.onnx_io import read_onnx_info
 from emolive.models.shipped import file_sha256, resolve_model_path, shipped_models, weights_dir, weights_for
+from emolive.models.temporal_info import find_temporal_head
 from emolive.realtime.cli import main
+from conftest import int8_weight_range
 
 
 def test_default_model_ships_with_card_and_metrics():
@@ -51,6 +53,10 @@ def test_every_shipped_model_is_intact_and_has_its_card(name):
     if info.precision == "int8":  # engines that cannot run the CPU INT8 file build from its FP32 model
         source = shipped_models()[entry.quantized_from]
         assert source.safetensors == entry.safetensors and read_onnx_info(resolve_model_path(source.name)).precision == "fp32"
+        low, high = int8_weight_range(path)  # 7-bit weights: no 16-bit overflow in ONNX Runtime's kernels on CPUs without VNNI
+        assert -64 <= low and high <= 64, (low, high)
+    if entry.temporal:  # a shipped LSTM head belongs to this exact file (--smooth auto falls back to EMA on a stale one)
+        assert find_temporal_head(path) == weights_dir() / entry.temporal
     card = (weights_dir() / entry.card).read_text()
     assert entry.onnx in card  # an INT8 file is described on its FP32 model's card
     assert "Command" in card or "Members" in card  # how to reproduce it
