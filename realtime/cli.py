@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data", help="FER2013 (csv, image tarball or folder) for INT8 calibration")
     export.add_argument("--calibration-size", type=int, default=1000, help="Training faces for INT8 calibration (default: %(default)s)")
     export.add_argument("--target", choices=("cpu", "tensorrt"), default="cpu",
-                        help="onnx-int8 flavour: cpu (ONNX Runtime, uint8 activations) or tensorrt (symmetric int8) (default: %(default)s)")
+                        help="onnx-int8 flavour: cpu (ONNX Runtime: uint8 activations, 7-bit weights, which CPUs without VNNI sum without overflow) or tensorrt (symmetric int8) (default: %(default)s)")
     export.add_argument("--name", help="Triton model name (default: the model file's name)")
     export.add_argument("--weights-fp16", action="store_true",
                         help="--format onnx: store the weights as float16 (half the file; inference still computes in float32)")
