@@ -6,6 +6,7 @@ scaler on CUDA)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from collections.abc import Callable
@@ -126,6 +127,7 @@ def param_groups(model: nn.Module, args: argparse.Namespace) -> list[dict[str, A
     return groups
 
 
+@functools.cache  # asked once per process: resolve_precision runs on every training step
 def cpu_has_fast_bf16() -> bool:
     """Whether oneDNN has native bf16 kernels on this CPU (AVX-512 or Arm bf16). Elsewhere (e.g. AVX2-only
     CPUs) bf16 autocast falls back to slow reference kernels: about 12x slower than fp32 on an AVX2 AMD EPYC."""

@@ -376,8 +376,8 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
 
         teacher = teacher_probabilities(args.teacher, train_split, labels, args.teacher_temperature, out, progress=dist.is_main)
         train_y = blend_targets(train_y, teacher, args.teacher_weight)
-    scaler = recipe.grad_scaler(device, args.precision)
     precision = recipe.resolve_precision(device, args.precision)
+    scaler = recipe.grad_scaler(device, precision)
     if dist.is_main:
         slow_bf16 = precision == "bf16" and device.type == "cpu" and not recipe.cpu_has_fast_bf16()
         print(f"precision {precision} on {device.type}" + ("; this CPU has no native bf16 kernels, so --precision fp32 (or auto) trains"
