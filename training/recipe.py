@@ -127,7 +127,7 @@ def param_groups(model: nn.Module, args: argparse.Namespace) -> list[dict[str, A
     return groups
 
 
-@functools.cache  # asked once per process: resolve_precision runs on every training step
+@functools.cache  # the answer cannot change within a process
 def cpu_has_fast_bf16() -> bool:
     """Whether oneDNN has native bf16 kernels on this CPU (AVX-512 or Arm bf16). Elsewhere (e.g. AVX2-only
     CPUs) bf16 autocast falls back to slow reference kernels: about 12x slower than fp32 on an AVX2 AMD EPYC."""

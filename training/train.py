@@ -243,7 +243,7 @@ def class_weights(labels: torch.Tensor, mode: str, num_classes: int) -> torch.Te
 
 
 def autocast(device: torch.device, precision: str):
-    precision = recipe.resolve_precision(device, precision)
+    """Autocast for a resolved ``precision`` (bf16, fp16 or fp32: see :func:`recipe.resolve_precision`)."""
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     return torch.autocast(device.type, dtype=dtype, enabled=precision in ("bf16", "fp16"))
 
@@ -251,8 +251,10 @@ def autocast(device: torch.device, precision: str):
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, images: torch.Tensor,
                     labels: torch.Tensor, args: argparse.Namespace, epoch: int, generator: torch.Generator,
                     ema: AveragedModel | None, loss_weights: torch.Tensor | None, device: torch.device,
-                    dist: distributed.DistContext = distributed.SINGLE, scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
-    """One pass over the training set; ``labels`` are class ids (N,) or probability targets (N, C)."""
+                    dist: distributed.DistContext = distributed.SINGLE, scaler: torch.amp.GradScaler | None = None,
+                    precision: str = "fp32") -> dict[str, float]:
+    """One pass over the training set; ``labels`` are class ids (N,) or probability targets (N, C); ``precision``
+    is resolved (bf16, fp16 or fp32)."""
     recipe.set_train_mode(model, getattr(args, "freeze_backbone", False))
     order = epoch_order(labels, getattr(args, "sampler", "shuffle"), generator)
     # under torchrun: this rank's shard of the permutation, its own augmentation stream, its share of the global batch
@@ -273,7 +275,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
         if mix.enabled:
             x, targets, _ = mix_batch(x, soft_targets(y, labels.shape[1]), mix, generator)
         x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, args.precision):
+        with autocast(device, precision):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), targets, weight=loss_weights, label_smoothing=args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -415,7 +417,7 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
         epochs = range(0)
     for epoch in epochs:
         tic = time.perf_counter()
-        record = {"epoch": epoch + 1, **distributed.mean_over_ranks(train_one_epoch(train_model, optimizer, scheduler, train_x, train_y, args, epoch, generator, ema, loss_weights, device, dist, scaler), dist)}
+        record = {"epoch": epoch + 1, **distributed.mean_over_ranks(train_one_epoch(train_model, optimizer, scheduler, train_x, train_y, args, epoch, generator, ema, loss_weights, device, dist, scaler, precision), dist)}
         distributed.average_buffers((model, ema), dist)  # BatchNorm statistics differ per rank after the last step
         evaluated = ema.module if ema is not None else model
         record.update({f"val_{k}": v for k, v in distributed.evaluate_sharded(evaluate, evaluated, val_x, val_y, dist, device).items()})
