@@ -116,6 +116,15 @@ def test_precision_choice(monkeypatch):
         recipe.resolve_precision(torch.device("cpu"), "fp16")
 
 
+def test_autocast_takes_only_a_resolved_precision():
+    from emolive.training.train import autocast
+
+    with autocast(torch.device("cpu"), "bf16"):
+        assert torch.nn.Linear(4, 2)(torch.randn(3, 4)).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="resolved precision"):  # unresolved "auto" must not fall back to fp32 silently
+        autocast(torch.device("cpu"), "auto")
+
+
 @pytest.mark.gpu
 def test_fp16_training_step_with_grad_scaler_on_cuda():
     if not torch.cuda.is_available():
@@ -124,10 +133,11 @@ def test_fp16_training_step_with_grad_scaler_on_cuda():
 
     device = torch.device("cuda")
     model = create_model("baseline_cnn", widths=[4, 8, 8], hidden=16).to(device)
-    scaler = recipe.grad_scaler(device, "auto")
+    precision = recipe.resolve_precision(device, "auto")
+    scaler = recipe.grad_scaler(device, precision)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.randn(8, 1, 48, 48, device=device), torch.randint(0, 7, (8,), device=device)
-    with autocast(device, "auto"):
+    with autocast(device, precision):
         logits = model(x)
     assert logits.dtype == torch.float16
     before = [p.detach().clone() for p in model.parameters()]

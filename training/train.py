@@ -244,6 +244,8 @@ def class_weights(labels: torch.Tensor, mode: str, num_classes: int) -> torch.Te
 
 def autocast(device: torch.device, precision: str):
     """Autocast for a resolved ``precision`` (bf16, fp16 or fp32: see :func:`recipe.resolve_precision`)."""
+    if precision not in ("bf16", "fp16", "fp32"):  # "auto" here would silently train in fp32
+        raise ValueError(f"autocast needs a resolved precision (bf16, fp16 or fp32), not {precision!r}; pass it through recipe.resolve_precision")
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     return torch.autocast(device.type, dtype=dtype, enabled=precision in ("bf16", "fp16"))
 
