@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", help="Triton model name (default: the model file's name)")
     export.add_argument("--weights-fp16", action="store_true",
                         help="--format onnx: store the weights as float16 (half the file; inference still computes in float32)")
+    export.add_argument("--tta", choices=TTA_MODES,
+                        help="the test-time views to build into the graph, none (fastest), hflip or hflip_zoom, rebuilt from the "
+                             ".safetensors weights behind WEIGHTS (default: the views WEIGHTS has)")
     _add_common(export)
 
     ensemble = sub.add_parser("ensemble", help="average several trained models' probabilities in one ONNX graph (needs emolive[train])")
@@ -347,7 +350,8 @@ def _dispatch(args: argparse.Namespace, rest: list[str]) -> int:
 
         result = export_model(args.weights, args.output, fmt=args.export_format, precision=args.precision, max_batch=args.max_batch,
                               data=args.data, calibration_size=args.calibration_size, target=args.target, name=args.name,
-                              progress=lambda message: print(f"emo-live: {message}", file=sys.stderr), weights_fp16=args.weights_fp16)
+                              progress=lambda message: print(f"emo-live: {message}", file=sys.stderr), weights_fp16=args.weights_fp16,
+                              tta=args.tta)
         for note in result.notes:
             print(f"emo-live: note: {note}", file=sys.stderr)
         for path in result.paths:

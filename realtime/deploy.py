@@ -13,10 +13,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from emolive.models.errors import EngineUnavailableError, InputError, require
+from emolive.models.info import TTA_MODES
 
 FORMATS: tuple[str, ...] = ("onnx", "onnx-int8", "engine", "triton")
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
@@ -32,22 +33,43 @@ class ExportResult:
     notes: tuple[str, ...] = ()
 
 
-def source_onnx(source: str | os.PathLike[str], work: Path) -> Path:
-    """An FP32-or-INT8 emolive ONNX file for ``source``: exported from a .safetensors, or the .onnx itself."""
+def source_onnx(source: str | os.PathLike[str], work: Path, tta: str | None = None) -> Path:
+    """An FP32-or-INT8 emolive ONNX file for ``source``: exported from a .safetensors (with test-time views ``tta``
+    when given, else those the checkpoint records), or the .onnx itself."""
     text = str(source)
     if text.endswith(".safetensors"):
-        require("torch", "train", "exporting a .safetensors checkpoint")
-        from emolive.models.checkpoint import load_model
-        from emolive.models.onnx_io import export_onnx
-
-        model, info = load_model(Path(text))
-        return export_onnx(model, info, work / f"{Path(text).stem}.onnx")
+        return checkpoint_to_onnx(Path(text), work / f"{Path(text).stem}.onnx", tta=tta)
     from emolive.models.shipped import resolve_model_path
 
     path = resolve_model_path(text)
     if path.suffix.lower() != ".onnx":
         raise InputError(f"{path} is neither a .safetensors checkpoint nor an .onnx model; pass one of those or a shipped model name")
     return path
+
+
+def checkpoint_to_onnx(checkpoint: Path, output: Path, *, tta: str | None = None, weights_fp16: bool = False) -> Path:
+    """Export a .safetensors checkpoint; ``tta`` replaces the test-time views it records (none, hflip, hflip_zoom)."""
+    require("torch", "train", "exporting a .safetensors checkpoint")
+    from emolive.models.checkpoint import load_model
+    from emolive.models.onnx_io import export_onnx
+
+    model, info = load_model(checkpoint)
+    if tta is not None:
+        info = replace(info, test_time_augmentation=tta)
+    return export_onnx(model, info, output, weights_fp16=weights_fp16)
+
+
+def _checkpoint_of(source: str | os.PathLike[str]) -> Path:
+    """The .safetensors weights behind ``source`` (a checkpoint, an .onnx model or a shipped name), for rebuilding its graph."""
+    from emolive.models.shipped import resolve_model_path, weights_for
+
+    if str(source).endswith(".safetensors"):
+        return Path(source)  # loading it reports a missing or foreign file
+    weights = weights_for(resolve_model_path(source))
+    if not weights.is_file():
+        raise InputError(f"--tta rebuilds the graph from the network's weights, but {source} has no {weights.name} beside it; "
+                         "pass the .safetensors checkpoint")
+    return weights
 
 
 def _network_of(src: Path) -> Path:
@@ -60,11 +82,16 @@ def _network_of(src: Path) -> Path:
 def export_model(source: str | os.PathLike[str], output: str | os.PathLike[str], *, fmt: str = "onnx", precision: str | None = None,
                  max_batch: int = 64, data: str | os.PathLike[str] | None = None, calibration_size: int = 1000,
                  target: str = "cpu", name: str | None = None, progress: Callable[[str], None] | None = None,
-                 weights_fp16: bool = False) -> ExportResult:
+                 weights_fp16: bool = False, tta: str | None = None) -> ExportResult:
     """Export ``source`` to ``output`` in format ``fmt``; see the module docstring. ``weights_fp16`` (``--format onnx``
-    only) stores the large weights as float16: half the file, computed in float32."""
+    only) stores the large weights as float16: half the file, computed in float32. ``tta`` builds these test-time views
+    into the graph instead of those recorded, from the .safetensors weights behind ``source``."""
     if fmt not in FORMATS:
         raise InputError(f"unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    if tta is not None and tta not in TTA_MODES:
+        raise InputError(f"unknown --tta '{tta}'; choose one of {', '.join(TTA_MODES)}")
+    if tta is not None:
+        source = _checkpoint_of(source)
     if weights_fp16 and fmt != "onnx":
         raise InputError(f"--weights-fp16 stores an FP32 model's weights as float16 and applies to --format onnx, not {fmt}; drop it")
     if precision is not None and precision not in PRECISIONS:
@@ -86,8 +113,8 @@ def export_model(source: str | os.PathLike[str], output: str | os.PathLike[str],
         if fmt == "onnx":
             if precision not in (None, "fp32"):
                 raise InputError(f"--format onnx writes FP32; for {precision} use --format onnx-int8 (int8) or --format engine/triton (fp16)")
-            return ExportResult(fmt, (_export_fp32(source, output, work, weights_fp16),))
-        src = source_onnx(source, work)
+            return ExportResult(fmt, (_export_fp32(source, output, work, weights_fp16, tta),))
+        src = source_onnx(source, work, tta)
         if not (fmt == "onnx-int8" and target == "cpu"):
             src = _network_of(src)
         if fmt == "onnx-int8":
@@ -100,15 +127,10 @@ def export_model(source: str | os.PathLike[str], output: str | os.PathLike[str],
         return _triton(src, output, precision or "fp32", max_batch, data, calibration_size, name, work, say)
 
 
-def _export_fp32(source: str | os.PathLike[str], output: Path, work: Path, weights_fp16: bool) -> Path:
+def _export_fp32(source: str | os.PathLike[str], output: Path, work: Path, weights_fp16: bool, tta: str | None) -> Path:
     text = str(source)
     if text.endswith(".safetensors"):
-        require("torch", "train", "ONNX export")
-        from emolive.models.checkpoint import load_model
-        from emolive.models.onnx_io import export_onnx
-
-        model, info = load_model(Path(text))
-        return export_onnx(model, info, output, weights_fp16=weights_fp16)
+        return checkpoint_to_onnx(Path(text), output, tta=tta, weights_fp16=weights_fp16)
     src = _network_of(source_onnx(source, work))
     from emolive.models.onnx_io import read_onnx_info
 

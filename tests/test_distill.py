@@ -12,7 +12,10 @@ from conftest import learnable_fer_csv
 
 torch = pytest.importorskip("torch")
 
-from emolive.training.distill import CACHE_NAME, blend_targets, teacher_probabilities  # noqa: E402
+from emolive.models.preprocess import PreprocessSpec  # noqa: E402
+from emolive.realtime.engines import OnnxRuntimeEngine, softmax  # noqa: E402
+from emolive.training.distill import CACHE_NAME, OnlineTeacher, blend_targets, teacher_probabilities  # noqa: E402
+from emolive.training.train import get_args_parser, train_one_epoch  # noqa: E402
 
 
 def test_blended_targets_are_distributions_between_label_and_teacher():
@@ -41,6 +44,57 @@ def test_teacher_probabilities_are_cached_and_checked(tiny_model, tmp_path, monk
         teacher_probabilities(str(tiny_model), split, EMOTIONS[:6], 1.0, tmp_path / "other", progress=False)
 
 
+def test_online_teacher_gives_its_probabilities_for_the_batch_it_is_shown(tiny_model):
+    batch = torch.randn(5, 1, 48, 48)
+    with OnnxRuntimeEngine(tiny_model) as engine:
+        expected = softmax(engine.logits(batch.numpy()), 2.0)
+    with OnlineTeacher(str(tiny_model), EMOTIONS, PreprocessSpec(), 2.0) as teacher:
+        probs = teacher.probabilities(batch)
+        other = teacher.probabilities(batch.flip(-1))
+    assert probs.dtype == torch.float32 and probs.shape == (5, 7)
+    np.testing.assert_allclose(probs.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(probs, other)  # a changed image gets its own target
+
+
+@pytest.mark.parametrize("spec, labels, message", [
+    (PreprocessSpec(size=64), EMOTIONS, "teacher-mode offline"),
+    (PreprocessSpec(mean=0.4), EMOTIONS, "normalized with mean 0.5"),
+    (PreprocessSpec(), EMOTIONS[:6], "same labels"),
+])
+def test_online_teacher_refuses_input_or_labels_unlike_the_students(tiny_model, spec, labels, message):
+    with pytest.raises(InputError, match=message):
+        OnlineTeacher(str(tiny_model), labels, spec, 1.0)
+    with pytest.raises(InputError, match="temperature"):
+        OnlineTeacher(str(tiny_model), EMOTIONS, PreprocessSpec(), 0.0)
+
+
+def test_online_teacher_sees_exactly_the_augmented_batch_the_student_trains_on():
+    class RecordingTeacher:
+        def __init__(self) -> None:
+            self.seen: list[torch.Tensor] = []
+
+        def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+            self.seen.append(batch.clone())
+            return torch.full((len(batch), 7), 1 / 7)
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48 * 48, 7))
+    student_inputs: list[torch.Tensor] = []
+    model.register_forward_pre_hook(lambda _, inputs: student_inputs.append(inputs[0].clone()))
+    args = get_args_parser().parse_args(["--data", "unused", "--batch-size", "8", "--mixup", "0.4", "--teacher-weight", "0.5"])
+    images, labels = torch.rand(16, 1, 48, 48), torch.arange(16) % 7
+    targets = torch.nn.functional.one_hot(labels, 7).float()  # mixing needs probability targets
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    teacher = RecordingTeacher()
+    train_one_epoch(model, optimizer, scheduler, images, targets, args, 0, torch.Generator().manual_seed(1), None, None,
+                    torch.device("cpu"), teacher=teacher)
+    assert len(teacher.seen) == len(student_inputs) == 2
+    for shown, trained in zip(teacher.seen, student_inputs):
+        torch.testing.assert_close(shown, trained.contiguous())
+        assert not any(torch.equal(shown[i], image) for i in range(len(shown)) for image in images)  # augmented and mixed, not clean
+
+
 def test_student_distilled_from_a_trained_teacher_learns(tmp_path, capsys):
     data = learnable_fer_csv(tmp_path / "fer2013.csv", n=420)
     common = ["train", "--data", str(data), "--batch-size", "32", "--augment-strength", "0", "--lr", "3e-3",
@@ -55,4 +109,14 @@ def test_student_distilled_from_a_trained_teacher_learns(tmp_path, capsys):
     assert (student / CACHE_NAME).is_file()
     capsys.readouterr()
     assert main(["info", "--model", str(student / "best.onnx")]) == 0
-    assert "distilled from best.onnx (weight 0.5" in capsys.readouterr().out
+    assert "distilled from best.onnx (weight 0.5, T 1.0)" in capsys.readouterr().out
+
+    online = tmp_path / "online"
+    assert main([*common, "--epochs", "3", "-o", str(online), "--teacher", str(tmp_path / "teacher" / "best.onnx"),
+                 "--teacher-weight", "0.5", "--teacher-mode", "online"]) == 0
+    history = json.loads((online / "history.json").read_text())
+    assert max(h["val_accuracy"] for h in history) > 0.5
+    assert not (online / CACHE_NAME).exists()  # nothing to cache: the teacher labels every batch anew
+    capsys.readouterr()
+    assert main(["info", "--model", str(online / "best.onnx")]) == 0
+    assert "distilled from best.onnx (weight 0.5, T 1.0, online)" in capsys.readouterr().out

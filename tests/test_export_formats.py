@@ -65,6 +65,37 @@ def test_onnx_export_can_store_the_weights_as_float16(tmp_path, capsys):
     assert not (tmp_path / "q.onnx").exists()
 
 
+def test_export_from_a_checkpoint_can_choose_the_test_time_views(tmp_path, tiny_model, capsys):
+    torch = pytest.importorskip("torch")
+    from emolive.models.checkpoint import save_weights
+    from emolive.models.info import ModelInfo
+    from emolive.models.labels import EMOTIONS
+    from emolive.models.registry import create_model
+    from emolive.realtime.engines import OnnxRuntimeEngine
+
+    torch.manual_seed(0)
+    network = create_model("baseline_cnn", num_classes=7).eval()
+    save_weights(network, ModelInfo(arch="baseline_cnn", labels=EMOTIONS, test_time_augmentation="hflip_zoom"), tmp_path / "w.safetensors")
+    x = np.random.default_rng(0).random((4, 1, 48, 48), dtype=np.float32)
+    with torch.no_grad():
+        one_view = network(torch.from_numpy(x)).numpy()
+    logits = {}
+    for tta in ("recorded", "none", "hflip"):
+        out = tmp_path / ("w.onnx" if tta == "recorded" else f"{tta}.onnx")
+        assert main(["export", str(tmp_path / "w.safetensors"), "-o", str(out), *(["--tta", tta] if tta != "recorded" else [])]) == 0
+        with OnnxRuntimeEngine(out) as engine:
+            assert engine.info.test_time_augmentation == ("hflip_zoom" if tta == "recorded" else tta)
+            logits[tta] = engine.logits(x)
+    np.testing.assert_allclose(logits["none"], one_view, rtol=1e-4, atol=1e-5)  # the bare network, no views averaged
+    assert not np.allclose(logits["hflip"], logits["none"]) and not np.allclose(logits["recorded"], logits["hflip"])
+    assert main(["export", str(tmp_path / "w.onnx"), "-o", str(tmp_path / "from_onnx.onnx"), "--tta", "none"]) == 0
+    assert (tmp_path / "from_onnx.onnx").read_bytes() == (tmp_path / "none.onnx").read_bytes()  # rebuilt from w.safetensors beside it
+    capsys.readouterr()
+    assert main(["export", str(tiny_model), "-o", str(tmp_path / "x.onnx"), "--tta", "none"]) == 2
+    assert "has no tiny.safetensors beside it; pass the .safetensors checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+
+
 @pytest.mark.parametrize("where", ["a_file.onnx/sub.onnx", "a_folder.onnx"])
 def test_export_to_an_unusable_path_is_one_line_and_leaves_nothing(tmp_path, tiny_model, capsys, where):
     pytest.importorskip("torch")

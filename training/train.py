@@ -14,6 +14,7 @@ once with ``emo-live eval``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -40,6 +41,7 @@ from emolive.models.registry import create_model, list_models
 from emolive.training.augment import AugmentConfig, augment_batch
 from emolive.training import distributed
 from emolive.training.data import FerSplit, find_source, load_fer2013
+from emolive.training.distill import TEACHER_MODES, OnlineTeacher, blend_targets, teacher_probabilities
 from emolive.training import recipe
 from emolive.training.mix import epoch_order, mix_batch, soft_targets
 
@@ -77,6 +79,9 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                         help="distil from this model (shipped name or .onnx, e.g. an ensemble): train on labels blended with its probabilities")
     parser.add_argument("--teacher-weight", type=float, default=0.7, help="share of the teacher's probabilities in the targets (default: %(default)s)")
     parser.add_argument("--teacher-temperature", type=float, default=1.0, help="softmax temperature of the teacher's logits (default: %(default)s)")
+    parser.add_argument("--teacher-mode", choices=TEACHER_MODES, default="offline",
+                        help="offline: the teacher labels the clean Training images once (cached); online: it labels every augmented "
+                             "batch as the student sees it (consistent targets, one teacher pass per image per epoch) (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
     distributed.add_distributed_args(parser)
@@ -254,9 +259,10 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
                     labels: torch.Tensor, args: argparse.Namespace, epoch: int, generator: torch.Generator,
                     ema: AveragedModel | None, loss_weights: torch.Tensor | None, device: torch.device,
                     dist: distributed.DistContext = distributed.SINGLE, scaler: torch.amp.GradScaler | None = None,
-                    precision: str = "fp32") -> dict[str, float]:
+                    precision: str = "fp32", teacher: OnlineTeacher | None = None) -> dict[str, float]:
     """One pass over the training set; ``labels`` are class ids (N,) or probability targets (N, C); ``precision``
-    is resolved (bf16, fp16 or fp32)."""
+    is resolved (bf16, fp16 or fp32). An online ``teacher`` labels each batch after augmentation and mixing, and
+    its probabilities are blended into the targets with ``args.teacher_weight``."""
     recipe.set_train_mode(model, getattr(args, "freeze_backbone", False))
     order = epoch_order(labels, getattr(args, "sampler", "shuffle"), generator)
     # under torchrun: this rank's shard of the permutation, its own augmentation stream, its share of the global batch
@@ -276,6 +282,8 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
         targets = y
         if mix.enabled:
             x, targets, _ = mix_batch(x, soft_targets(y, labels.shape[1]), mix, generator)
+        if teacher is not None:
+            targets = blend_targets(targets, teacher.probabilities(x), args.teacher_weight)
         x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
             logits = model(x)
@@ -375,11 +383,10 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
         train_y = torch.from_numpy(train_votes)
     elif recipe.mix_config(args).enabled:
         train_y = soft_targets(train_y, len(labels))
-    if getattr(args, "teacher", None):
-        from emolive.training.distill import blend_targets, teacher_probabilities
-
-        teacher = teacher_probabilities(args.teacher, train_split, labels, args.teacher_temperature, out, progress=dist.is_main)
-        train_y = blend_targets(train_y, teacher, args.teacher_weight)
+    online = bool(getattr(args, "teacher", None)) and getattr(args, "teacher_mode", "offline") == "online"
+    if getattr(args, "teacher", None) and not online:
+        probs = teacher_probabilities(args.teacher, train_split, labels, args.teacher_temperature, out, progress=dist.is_main)
+        train_y = blend_targets(train_y, probs, args.teacher_weight)
     precision = recipe.resolve_precision(device, args.precision)
     scaler = recipe.grad_scaler(device, precision)
     if dist.is_main:
@@ -411,55 +418,59 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
     info_kwargs = {"arch": args.model, "labels": labels, "preprocess": spec, "arch_kwargs": arch_kwargs,
                    "training_data": f"{label_source} Training ({len(train_y)} images)" + (f", ImageNet-initialised ({Path(args.pretrained).name})" if args.pretrained else "")
                    + (f", initialised from {Path(args.init).name}" if getattr(args, "init", None) else "")
-                   + (f", distilled from {Path(args.teacher).name} (weight {args.teacher_weight}, T {args.teacher_temperature})" if getattr(args, "teacher", None) else "")}
+                   + (f", distilled from {Path(args.teacher).name} (weight {args.teacher_weight}, T {args.teacher_temperature}"
+                      + (", online)" if online else ")") if getattr(args, "teacher", None) else "")}
     stale = epochs_since_best(history)
     epochs = range(start_epoch, args.epochs)
     if args.patience and stale >= args.patience and len(epochs):
         print(f"early stop: {last} was saved after {stale} epochs without PublicTest gain (--patience {args.patience}); not training on")
         epochs = range(0)
-    for epoch in epochs:
-        tic = time.perf_counter()
-        record = {"epoch": epoch + 1, **distributed.mean_over_ranks(train_one_epoch(train_model, optimizer, scheduler, train_x, train_y, args, epoch, generator, ema, loss_weights, device, dist, scaler, precision), dist)}
-        distributed.average_buffers((model, ema), dist)  # BatchNorm statistics differ per rank after the last step
-        evaluated = ema.module if ema is not None else model
-        record.update({f"val_{k}": v for k, v in distributed.evaluate_sharded(evaluate, evaluated, val_x, val_y, dist, device).items()})
-        wall += time.perf_counter() - tic
-        record["wall_seconds"] = round(wall, 1)
-        history.append(record)
-        improved = record["val_accuracy"] > best_acc
-        if improved:
-            best_acc, stale = record["val_accuracy"], 0
-            info = ModelInfo(**info_kwargs, metrics={"public_test_accuracy": round(best_acc, 4), "epoch": epoch + 1})
-        else:
-            stale += 1
-
-        def write_epoch() -> None:  # rank 0 only
+    online_teacher = (OnlineTeacher(args.teacher, labels, spec, args.teacher_temperature, threads=torch.get_num_threads(), gpu=device.type == "cuda")
+                      if online else None)
+    with online_teacher or contextlib.nullcontext():
+        for epoch in epochs:
+            tic = time.perf_counter()
+            record = {"epoch": epoch + 1, **distributed.mean_over_ranks(train_one_epoch(train_model, optimizer, scheduler, train_x, train_y, args, epoch, generator, ema, loss_weights, device, dist, scaler, precision, online_teacher), dist)}
+            distributed.average_buffers((model, ema), dist)  # BatchNorm statistics differ per rank after the last step
+            evaluated = ema.module if ema is not None else model
+            record.update({f"val_{k}": v for k, v in distributed.evaluate_sharded(evaluate, evaluated, val_x, val_y, dist, device).items()})
+            wall += time.perf_counter() - tic
+            record["wall_seconds"] = round(wall, 1)
+            history.append(record)
+            improved = record["val_accuracy"] > best_acc
             if improved:
-                save_weights(evaluated, info, out / "best.safetensors")
-            part = out / "last.pt.part"
-            try:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
-                            "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(), "rng": rng_states(device),
-                            "epoch": epoch, "scaler": scaler.state_dict() if scaler is not None else None,
-                            "best_accuracy": best_acc, "history": json.dumps(history), "wall_seconds": wall, "args": json.dumps(vars(args))},
-                           part)
-                os.replace(part, last)
-            except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
-                if part.is_file():  # no half-written checkpoint left behind (last.pt is still the previous epoch's)
-                    part.unlink()
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "the write failed; the disk may be full"
-                raise OutputError(f"cannot write {last} ({reason}); free disk space or choose another --output") from None
-            (out / "history.json").write_text(json.dumps(history, indent=1))
+                best_acc, stale = record["val_accuracy"], 0
+                info = ModelInfo(**info_kwargs, metrics={"public_test_accuracy": round(best_acc, 4), "epoch": epoch + 1})
+            else:
+                stale += 1
 
-        distributed.on_main(write_epoch, dist, f"the checkpoint of epoch {epoch + 1} into {out}")
-        print(f"epoch {epoch + 1}/{args.epochs} loss {record['train_loss']:.4f} train {record['train_accuracy']:.4f} "
-              f"PublicTest {record['val_accuracy']:.4f}{' *' if improved else ''} ({wall / 60:.1f} min)", flush=True)
-        if args.patience and stale >= args.patience:
-            print(f"early stop: no PublicTest gain for {args.patience} epochs")
-            break
-        if on_epoch_end is not None and on_epoch_end(record):
-            print(f"stopped after epoch {epoch + 1} by on_epoch_end")
-            break
+            def write_epoch() -> None:  # rank 0 only
+                if improved:
+                    save_weights(evaluated, info, out / "best.safetensors")
+                part = out / "last.pt.part"
+                try:
+                    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
+                                "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(), "rng": rng_states(device),
+                                "epoch": epoch, "scaler": scaler.state_dict() if scaler is not None else None,
+                                "best_accuracy": best_acc, "history": json.dumps(history), "wall_seconds": wall, "args": json.dumps(vars(args))},
+                               part)
+                    os.replace(part, last)
+                except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
+                    if part.is_file():  # no half-written checkpoint left behind (last.pt is still the previous epoch's)
+                        part.unlink()
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "the write failed; the disk may be full"
+                    raise OutputError(f"cannot write {last} ({reason}); free disk space or choose another --output") from None
+                (out / "history.json").write_text(json.dumps(history, indent=1))
+
+            distributed.on_main(write_epoch, dist, f"the checkpoint of epoch {epoch + 1} into {out}")
+            print(f"epoch {epoch + 1}/{args.epochs} loss {record['train_loss']:.4f} train {record['train_accuracy']:.4f} "
+                  f"PublicTest {record['val_accuracy']:.4f}{' *' if improved else ''} ({wall / 60:.1f} min)", flush=True)
+            if args.patience and stale >= args.patience:
+                print(f"early stop: no PublicTest gain for {args.patience} epochs")
+                break
+            if on_epoch_end is not None and on_epoch_end(record):
+                print(f"stopped after epoch {epoch + 1} by on_epoch_end")
+                break
 
     summary = {"best_public_test_accuracy": best_acc, "epochs_run": len(history), "wall_seconds": round(wall, 1),
                "args": vars(args), "torch": torch.__version__, "device": str(device), "precision": precision, "threads": torch.get_num_threads()}
