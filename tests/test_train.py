@@ -152,6 +152,10 @@ def _one_line_error(capsys) -> str:
     ("--label-smoothing", "1", "--label-smoothing must be in [0, 1)"),
     ("--patience", "-1", "--patience must be >= 0"),
     ("--model", "nosuch", "unknown --model 'nosuch'; choose one of: baseline_cnn"),
+    ("--teacher-weight", "0", "--teacher-weight must be in (0, 1], got 0.0"),
+    ("--teacher-weight", "1.5", "--teacher-weight must be in (0, 1], got 1.5"),
+    ("--teacher-temperature", "0", "--teacher-temperature must be positive, got 0.0"),
+    ("--teacher-mode", "online", "--teacher-mode online needs a teacher; add --teacher MODEL"),
     ("--arch-kwargs", '{"bogus": 1}', "--arch-kwargs {\"bogus\": 1} does not fit --model baseline_cnn (")
 ])
 def test_bad_training_options_fail_in_one_line_before_loading_data(data, tmp_path, monkeypatch, capsys, option, value, message):

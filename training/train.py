@@ -41,7 +41,7 @@ from emolive.models.registry import create_model, list_models
 from emolive.training.augment import AugmentConfig, augment_batch
 from emolive.training import distributed
 from emolive.training.data import FerSplit, find_source, load_fer2013
-from emolive.training.distill import TEACHER_MODES, OnlineTeacher, blend_targets, teacher_probabilities
+from emolive.training.distill import TEACHER_MODES, OnlineTeacher, blend_targets, check_temperature, teacher_probabilities
 from emolive.training import recipe
 from emolive.training.mix import epoch_order, mix_batch, soft_targets
 
@@ -105,6 +105,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--patience must be >= 0 (0 never stops early), got {args.patience}")
     if args.limit < 0:
         raise InputError(f"--limit must be >= 0 (0 uses every training image), got {args.limit}")
+    if not 0 < getattr(args, "teacher_weight", 0.7) <= 1:
+        raise InputError(f"--teacher-weight must be in (0, 1], got {args.teacher_weight}")
+    check_temperature(getattr(args, "teacher_temperature", 1.0))
+    if getattr(args, "teacher_mode", "offline") == "online" and not getattr(args, "teacher", None):
+        raise InputError("--teacher-mode online needs a teacher; add --teacher MODEL")
 
 
 def check_inputs(args: argparse.Namespace) -> None:
