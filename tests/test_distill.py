@@ -95,6 +95,24 @@ def test_online_teacher_sees_exactly_the_augmented_batch_the_student_trains_on()
         assert not any(torch.equal(shown[i], image) for i in range(len(shown)) for image in images)  # augmented and mixed, not clean
 
 
+def test_online_teacher_probabilities_become_the_training_targets():
+    class SaysFear:
+        def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.one_hot(torch.full((len(batch),), 2), 7).float()
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48 * 48, 7))
+    args = get_args_parser().parse_args(["--data", "unused", "--batch-size", "16", "--teacher-weight", "1", "--label-smoothing", "0"])
+    images, labels = torch.rand(64, 1, 48, 48), torch.arange(64) % 7  # the labels never say fear (2) for most images
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    for epoch in range(3):
+        train_one_epoch(model, optimizer, scheduler, images, labels, args, epoch, torch.Generator().manual_seed(epoch), None, None,
+                        torch.device("cpu"), teacher=SaysFear())
+    with torch.no_grad():
+        assert (model(images).argmax(1) == 2).all()  # weight 1: the student learned the teacher's answer, not the labels
+
+
 def test_student_distilled_from_a_trained_teacher_learns(tmp_path, capsys):
     data = learnable_fer_csv(tmp_path / "fer2013.csv", n=420)
     common = ["train", "--data", str(data), "--batch-size", "32", "--augment-strength", "0", "--lr", "3e-3",
