@@ -52,7 +52,7 @@ def teacher_probabilities(teacher: str, split: FerSplit, labels: tuple[str, ...]
         with np.load(cache, allow_pickle=False) as stored:
             if json.loads(str(stored["key"])) == key:
                 return softmax(stored["logits"], temperature)
-    with open_teacher(teacher, labels) as engine:
+    with open_teacher(path, labels, teacher) as engine:
         logits = predict_split(engine, split, logits=True, progress=progress)
     tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.part.npz")  # one per process under torchrun
     np.savez(tmp, logits=logits, key=np.array(json.dumps(key)))
@@ -75,7 +75,8 @@ class OnlineTeacher:
         self.temperature = temperature
         # a CUDA student gets ONNX Runtime's CUDA provider where installed (not TensorRT's: an engine build per batch shape)
         providers = [p for p in onnxruntime_providers() if p != "TensorrtExecutionProvider"] if gpu else None
-        self.engine = open_teacher(teacher, labels, threads=threads, providers=providers, spinning=False)  # idle threads sleep
+        self.engine = open_teacher(resolve_model_path(teacher), labels, teacher, threads=threads, providers=providers,
+                                   spinning=False)  # idle threads sleep
         given = self.engine.info.preprocess
         if (given.size, given.mean, given.std) != (spec.size, spec.mean, spec.std):
             self.close()
@@ -100,11 +101,12 @@ class OnlineTeacher:
         self.close()
 
 
-def open_teacher(teacher: str, labels: tuple[str, ...], **engine_options: Any) -> OnnxRuntimeEngine:
-    """An ONNX Runtime session on ``teacher`` (a shipped name or file), refused unless it predicts ``labels``."""
+def open_teacher(path: Path, labels: tuple[str, ...], teacher: str, **engine_options: Any) -> OnnxRuntimeEngine:
+    """An ONNX Runtime session on the teacher's resolved ONNX ``path``, refused unless it predicts ``labels``; ``teacher``
+    is the name the user gave, for the message."""
     from emolive.realtime.engines import OnnxRuntimeEngine
 
-    engine = OnnxRuntimeEngine(resolve_model_path(teacher), **engine_options)
+    engine = OnnxRuntimeEngine(path, **engine_options)
     if engine.info.labels != labels:
         engine.close()
         raise InputError(f"teacher {teacher} predicts {', '.join(engine.info.labels)}, not the {len(labels)} training labels; "
@@ -117,6 +119,11 @@ def check_temperature(temperature: float) -> None:
         raise InputError(f"--teacher-temperature must be positive, got {temperature}")
 
 
+def check_weight(weight: float) -> None:
+    if not 0 < weight <= 1:
+        raise InputError(f"--teacher-weight must be in (0, 1], got {weight}")
+
+
 def rows_digest(keys: np.ndarray) -> str:
     """A short fingerprint of the training rows (which images, in which order); keys are row numbers or file names."""
     return hashlib.sha256("\n".join(str(k) for k in keys.tolist()).encode()).hexdigest()[:16]
@@ -124,8 +131,7 @@ def rows_digest(keys: np.ndarray) -> str:
 
 def blend_targets(labels: torch.Tensor, teacher: np.ndarray | torch.Tensor, weight: float) -> torch.Tensor:
     """``(1 - weight) * targets + weight * teacher``; ``labels`` are class ids (N,) or probabilities (N, C)."""
-    if not 0 < weight <= 1:
-        raise InputError(f"--teacher-weight must be in (0, 1], got {weight}")
+    check_weight(weight)
     soft = (torch.from_numpy(teacher) if isinstance(teacher, np.ndarray) else teacher).float()
     hard = labels.float() if labels.ndim == 2 else torch.nn.functional.one_hot(labels.long(), soft.shape[1]).float()
     if hard.shape != soft.shape:

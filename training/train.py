@@ -41,7 +41,7 @@ from emolive.models.registry import create_model, list_models
 from emolive.training.augment import AugmentConfig, augment_batch
 from emolive.training import distributed
 from emolive.training.data import FerSplit, find_source, load_fer2013
-from emolive.training.distill import TEACHER_MODES, OnlineTeacher, blend_targets, check_temperature, teacher_probabilities
+from emolive.training.distill import TEACHER_MODES, OnlineTeacher, blend_targets, check_temperature, check_weight, teacher_probabilities
 from emolive.training import recipe
 from emolive.training.mix import epoch_order, mix_batch, soft_targets
 
@@ -105,8 +105,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--patience must be >= 0 (0 never stops early), got {args.patience}")
     if args.limit < 0:
         raise InputError(f"--limit must be >= 0 (0 uses every training image), got {args.limit}")
-    if not 0 < getattr(args, "teacher_weight", 0.7) <= 1:
-        raise InputError(f"--teacher-weight must be in (0, 1], got {args.teacher_weight}")
+    check_weight(getattr(args, "teacher_weight", 0.7))
     check_temperature(getattr(args, "teacher_temperature", 1.0))
     if getattr(args, "teacher_mode", "offline") == "online" and not getattr(args, "teacher", None):
         raise InputError("--teacher-mode online needs a teacher; add --teacher MODEL")
@@ -388,7 +387,7 @@ def main(args: argparse.Namespace, on_epoch_end: Callable[[dict[str, Any]], bool
         train_y = torch.from_numpy(train_votes)
     elif recipe.mix_config(args).enabled:
         train_y = soft_targets(train_y, len(labels))
-    online = bool(getattr(args, "teacher", None)) and getattr(args, "teacher_mode", "offline") == "online"
+    online = getattr(args, "teacher_mode", "offline") == "online"  # check_args refused online mode without a teacher
     if getattr(args, "teacher", None) and not online:
         probs = teacher_probabilities(args.teacher, train_split, labels, args.teacher_temperature, out, progress=dist.is_main)
         train_y = blend_targets(train_y, probs, args.teacher_weight)
